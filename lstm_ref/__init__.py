@@ -1,0 +1,6 @@
+"""lstm_ref: a from-scratch LSTM and a conformance harness against torch.nn.LSTM."""
+
+from lstm_ref.modules import LSTM, LSTMCell
+
+__all__ = ["LSTM", "LSTMCell"]
+__version__ = "0.1.0"

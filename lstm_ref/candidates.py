@@ -1,0 +1,82 @@
+"""Implementations under test: resolving ``MODULE:ATTR`` to a factory.
+
+A factory is called with a configured, initialised ``torch.nn.LSTM`` (a copy
+the candidate may keep) and returns a callable with ``nn.LSTM.forward``'s
+signature and return structure. Raising ``NotImplementedError`` from the
+factory or the call marks the configuration *unsupported*.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+Factory = Callable[[nn.LSTM], Callable]
+
+DEFAULT_IMPL = "lstm_ref:LSTM.from_torch"
+
+
+class CandidateError(Exception):
+    """``MODULE:ATTR`` does not name a usable factory (a usage error)."""
+
+
+def torch_other_path(module: nn.LSTM) -> Callable:
+    """torch.nn.LSTM itself on another code path, as a sanity baseline.
+
+    On CPU the copy runs torch's native loop (oneDNN disabled); on CUDA it
+    runs on the CPU and moves the results back. Against the suite's oneDNN
+    and cuDNN references this compares two torch paths.
+    """
+    device = next(module.parameters()).device
+    if device.type == "cpu":
+        def call(input, hx=None):
+            with torch.backends.mkldnn.flags(enabled=False):
+                return module(input, hx)
+        return call
+    cpu_module = copy.deepcopy(module).cpu()
+
+    def call_on_cpu(input, hx=None):
+        moved = input.to("cpu")
+        state = None if hx is None else tuple(s.to("cpu") for s in hx)
+        output, (h_n, c_n) = cpu_module(moved, state)
+        return output.to(device), (h_n.to(device), c_n.to(device))
+    return call_on_cpu
+
+
+BUILTIN: dict[str, str] = {
+    "lstm_ref": DEFAULT_IMPL,
+    "torch": "lstm_ref.candidates:torch_other_path",
+}
+
+
+def load_factory(spec: str | None) -> tuple[str, Factory]:
+    """Resolve ``spec`` (``MODULE:ATTR``, dotted ATTR allowed, or a builtin name) to ``(spec, factory)``."""
+    spec = spec or DEFAULT_IMPL
+    target = BUILTIN.get(spec, spec)
+    module_name, sep, attr_path = target.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise CandidateError(
+            f"--lstm-impl must look like MODULE:ATTR (e.g. mypkg.lstm:make) or be one of "
+            f"{sorted(BUILTIN)}, got {spec!r}"
+        )
+    try:
+        obj = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise CandidateError(f"cannot import module {module_name!r} for {spec!r}: {error}") from None
+    except Exception as error:  # the candidate's own import failed
+        raise CandidateError(
+            f"importing module {module_name!r} for {spec!r} raised {type(error).__name__}: {error}"
+        ) from None
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            raise CandidateError(
+                f"module {module_name!r} has no attribute {attr_path!r} ({part!r} not found)"
+            )
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise CandidateError(f"{spec!r} is a {type(obj).__name__}, not a callable factory")
+    return spec, obj

@@ -1,0 +1,133 @@
+"""The ``lstm-ref`` command.
+
+    lstm-ref check [--impl MODULE:ATTR] [--device auto|cpu|cuda|all] [--dtype float32,float64]
+                   [--quick] [--seed N] [--json PATH] [--show-failures N]
+
+Exit codes: 0 every configuration passed (skipped and unsupported ones
+allowed), 1 any configuration failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import torch
+
+from lstm_ref import configs
+from lstm_ref.candidates import DEFAULT_IMPL, CandidateError, load_factory
+from lstm_ref.conformance import FAILED, check_forward
+from lstm_ref.report import axis_table, summary_line, write_json
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in the command line: reported in one line, exit code 2."""
+
+
+def choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    chosen = allowed if text == "all" else tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        raise UsageError(f"--{what}: unknown {', '.join(unknown) or repr(text)}; choose from {', '.join(allowed)} or all")
+    return chosen
+
+
+def devices_for(text: str) -> tuple[str, ...]:
+    """``auto``: the CPU, plus CUDA when a GPU is present."""
+    if text == "auto":
+        return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+    return choices(text, configs.DEVICES, "device")
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line per 10% when stderr is not a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.failed = total, 0, 0
+        self.interactive = sys.stderr.isatty()
+        self.started = time.perf_counter()
+
+    def step(self, failed: bool) -> None:
+        self.done += 1
+        self.failed += failed
+        tenth = max(1, self.total // 10)
+        if self.interactive or self.done % tenth == 0 or self.done == self.total:
+            width = 30
+            filled = width * self.done // self.total
+            elapsed = time.perf_counter() - self.started
+            line = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                    f"({self.failed} failed, {elapsed:.0f}s)")
+            sys.stderr.write(("\r" if self.interactive else "") + line + ("" if self.interactive else "\n"))
+            if self.interactive and self.done == self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def run_check(args: argparse.Namespace) -> int:
+    spec, factory = load_factory(args.impl)
+    devices = devices_for(args.device)
+    dtypes = choices(args.dtype, configs.DTYPES, "dtype")
+    matrix = (configs.quick_matrix if args.quick else configs.default_matrix)(devices, dtypes)
+    print(f"lstm-ref check: {spec} against torch.nn.LSTM {torch.__version__}; "
+          f"{len(matrix)} configurations on {','.join(devices)} in {','.join(dtypes)}, seed {args.seed}")
+    progress = Progress(len(matrix))
+    started = time.perf_counter()
+    results = []
+    for config in matrix:
+        result = check_forward(config, factory, args.seed)
+        results.append(result)
+        progress.step(result.status == FAILED)
+    seconds = time.perf_counter() - started
+    print(axis_table(results))
+    failures = [r for r in results if r.status == FAILED]
+    for result in failures[: args.show_failures]:
+        print(result.describe())
+    if len(failures) > args.show_failures:
+        print(f"... and {len(failures) - args.show_failures} more failures (--show-failures N, or --json)")
+    if args.json:
+        write_json(args.json, results, args.seed, spec, seconds)
+        print(f"report written to {args.json}")
+    print(summary_line(results, seconds))
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lstm-ref", description="LSTM conformance against torch.nn.LSTM")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="run the conformance matrix and print a table by axis")
+    check.add_argument("--impl", default=DEFAULT_IMPL, metavar="MODULE:ATTR",
+                       help=f"factory of the LSTM under test (default {DEFAULT_IMPL}); "
+                            "'torch' runs torch.nn.LSTM on another code path as a baseline")
+    check.add_argument("--device", default="auto",
+                       help="auto (cpu, plus cuda if present; default), cpu, cuda, all, or a comma list")
+    check.add_argument("--dtype", default=",".join(configs.DTYPES),
+                       help=f"comma list from {', '.join(configs.DTYPES)}, or all (default: all)")
+    check.add_argument("--quick", action="store_true",
+                       help="a small subset: every axis value at least once and three special cases")
+    check.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    check.add_argument("--json", metavar="PATH", help="write the versioned JSON report to PATH")
+    check.add_argument("--show-failures", type=int, default=10, metavar="N",
+                       help="describe at most N failures (default 10)")
+    check.set_defaults(run=run_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (UsageError, CandidateError) as error:
+        print(f"lstm-ref {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"lstm-ref {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

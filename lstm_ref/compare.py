@@ -1,0 +1,110 @@
+"""Element-wise comparison of one tensor against its expected value.
+
+The pass criterion is ``torch.isclose``'s (the one ``torch.testing.assert_close``
+applies): ``|actual - expected| <= atol + rtol * |expected|`` element-wise, NaN
+equal to NaN, infinities equal only to themselves. On top of the verdict a
+:class:`TensorReport` carries what a person needs to locate a bug: max
+absolute and relative error, the error in ULPs of the dtype, the worst
+element's index, the worst error as a multiple of its tolerance, and the max
+error per time step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from lstm_ref.tolerances import Tolerance
+
+
+@dataclass
+class TensorReport:
+    """How one produced tensor (``output``, ``h_n``, ``c_n``, a gradient, ...) compares."""
+
+    name: str
+    passed: bool
+    problem: str = ""                 # a structural mismatch (type, shape, dtype, device, NaN placement)
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    max_ulp: float = 0.0
+    tolerance_ratio: float = 0.0      # max over elements of |a-e| / (atol + rtol*|e|); > 1 fails
+    worst_index: tuple[int, ...] = ()
+    mismatched: int = 0
+    numel: int = 0
+    per_step: list[float] = field(default_factory=list)  # max |a-e| per time step, if timed
+
+    def describe(self) -> str:
+        if self.problem:
+            return f"{self.name}: {self.problem}"
+        verdict = "ok" if self.passed else f"{self.mismatched}/{self.numel} elements out of tolerance"
+        return (
+            f"{self.name}: {verdict}; max abs {self.max_abs:.3g}, max rel {self.max_rel:.3g}, "
+            f"{self.max_ulp:.3g} ULP, worst at {list(self.worst_index)} "
+            f"({self.tolerance_ratio:.3g}x tolerance)"
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name, "passed": self.passed, "problem": self.problem,
+            "max_abs": self.max_abs, "max_rel": self.max_rel, "max_ulp": self.max_ulp,
+            "tolerance_ratio": self.tolerance_ratio, "worst_index": list(self.worst_index),
+            "mismatched": self.mismatched, "numel": self.numel, "per_step": self.per_step,
+        }
+
+
+def ulp(values: Tensor, dtype: torch.dtype) -> Tensor:
+    """The spacing of ``dtype``'s numbers at |values| (float64 result), floored at the smallest normal."""
+    info = torch.finfo(dtype)
+    magnitude = values.abs().clamp_min(info.tiny)
+    return info.eps * torch.exp2(torch.floor(torch.log2(magnitude)))
+
+
+def compare_tensor(
+    name: str,
+    actual: object,
+    expected: Tensor,
+    tolerance: Tolerance,
+    time_dim: int | None = None,
+    batch_sizes: Tensor | None = None,
+) -> TensorReport:
+    """Compare ``actual`` with ``expected``: type, shape, dtype, device, then values.
+
+    ``time_dim`` (a dense output's time axis) or ``batch_sizes`` (a packed
+    output's per-step row counts) make the report carry the max error per step.
+    """
+    if not isinstance(actual, Tensor):
+        return TensorReport(name, False, f"expected a Tensor, got {type(actual).__name__}")
+    for attribute in ("shape", "dtype", "device"):
+        got, want = getattr(actual, attribute), getattr(expected, attribute)
+        if got != want:
+            shown = (list(got), list(want)) if attribute == "shape" else (got, want)
+            return TensorReport(name, False, f"{attribute} {shown[0]}, expected {shown[1]}")
+    report = TensorReport(name, True, numel=expected.numel())
+    if expected.numel() == 0:
+        return report
+    actual64 = actual.detach().to("cpu", torch.float64)
+    expected64 = expected.detach().to("cpu", torch.float64)
+    close = torch.isclose(actual64, expected64, rtol=tolerance.rtol, atol=tolerance.atol, equal_nan=True)
+    report.mismatched = int((~close).sum())
+    report.passed = report.mismatched == 0
+
+    both_finite = torch.isfinite(actual64) & torch.isfinite(expected64)
+    error = torch.where(both_finite, (actual64 - expected64).abs(), torch.zeros_like(actual64))
+    error = torch.where(close | both_finite, error, torch.full_like(error, float("inf")))
+    allowed = tolerance.atol + tolerance.rtol * expected64.abs()
+    ratio = error / allowed
+    worst = int(ratio.flatten().argmax())
+    report.worst_index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), expected.shape))
+    report.max_abs = float(error.max())
+    report.max_rel = float((error / expected64.abs().clamp_min(torch.finfo(expected.dtype).tiny)).max())
+    report.max_ulp = float((error / ulp(expected64, expected.dtype)).max())
+    report.tolerance_ratio = float(ratio.max())
+    if not report.passed and report.mismatched and not torch.isfinite(error).all():
+        report.problem = "NaN or infinity where the expected value differs"
+    if batch_sizes is not None:
+        report.per_step = [float(step.max()) for step in error.split(batch_sizes.tolist())]
+    elif time_dim is not None:
+        report.per_step = error.movedim(time_dim, 0).flatten(1).amax(1).tolist()
+    return report

@@ -1,0 +1,235 @@
+"""Run one configuration: torch.nn.LSTM against a candidate, tensor by tensor.
+
+The single place where a configuration becomes a module, inputs, two runs and
+a verdict. The pytest plugin and ``lstm-ref check`` both call
+:func:`check_forward`; nothing else builds inputs or compares outputs.
+
+Every configuration seeds its own generator from ``(seed, config.seed_key)``, so a
+result does not depend on which other configurations ran, in which order or
+in which process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+from lstm_ref.candidates import Factory, load_factory
+from lstm_ref.compare import TensorReport, compare_tensor
+from lstm_ref.configs import Config
+from lstm_ref.tolerances import tolerance_for
+
+PASSED, FAILED, UNSUPPORTED, SKIPPED = "passed", "failed", "unsupported", "skipped"
+
+
+@dataclass
+class Inputs:
+    """A configuration's input and initial state, built on the CPU and moved to the device."""
+
+    input: Tensor | PackedSequence
+    hx: tuple[Tensor, Tensor] | None
+    lengths: Tensor | None = None   # per-sequence lengths of a packed input, in batch order
+
+    def clone(self) -> Inputs:
+        if isinstance(self.input, PackedSequence):
+            cloned = PackedSequence(self.input.data.clone(), self.input.batch_sizes,
+                                    self.input.sorted_indices, self.input.unsorted_indices)
+        else:
+            cloned = self.input.clone()
+        hx = None if self.hx is None else (self.hx[0].clone(), self.hx[1].clone())
+        return Inputs(cloned, hx, self.lengths)
+
+
+@dataclass
+class Result:
+    """The verdict on one configuration."""
+
+    config: Config
+    status: str
+    tensors: list[TensorReport] = field(default_factory=list)
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def worst_ratio(self) -> float:
+        """The worst error over all tensors as a multiple of its tolerance (>1 fails)."""
+        return max((t.tolerance_ratio for t in self.tensors), default=0.0)
+
+    def describe(self) -> str:
+        lines = [f"{self.config.id}: {self.status}" + (f": {self.message}" if self.message else "")]
+        lines += [f"  {t.describe()}" for t in self.tensors if not t.passed]
+        if self.status == FAILED:
+            lines.append(f"  reproduce: {self.config.reproducer()}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {
+            "config": self.config.as_dict(), "status": self.status, "message": self.message,
+            "seconds": self.seconds, "tensors": [t.as_dict() for t in self.tensors],
+        }
+
+
+def seed_for(config: Config, seed: int = 0) -> int:
+    """The configuration's own seed: a hash of ``seed`` and its id (less dtype, device and
+    torch path, so a float32 configuration has its float64 twin's weights and inputs)."""
+    return zlib.crc32(f"{seed}:{config.seed_key}".encode())
+
+
+def cuda_skip_reason(config: Config) -> str | None:
+    if config.device_type == "cuda" and not torch.cuda.is_available():
+        return "CUDA is not available (torch.cuda.is_available() is False)"
+    return None
+
+
+@contextlib.contextmanager
+def torch_path(path: str) -> Iterator[None]:
+    """Make torch's LSTM take ``path``: onednn, native (CPU) or cudnn (TF32 off)."""
+    if path == "native":
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
+    elif path == "onednn":
+        with torch.backends.mkldnn.flags(enabled=True):
+            yield
+    elif path == "cudnn":
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False), no_tf32_matmul():
+            yield
+    else:
+        raise ValueError(f"unknown torch path {path!r}")
+
+
+@contextlib.contextmanager
+def no_tf32_matmul() -> Iterator[None]:
+    """Plain float32 matmuls on CUDA for the duration (TF32 would fail the float32 row)."""
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+def build_reference(config: Config, seed: int = 0) -> nn.LSTM:
+    """The torch.nn.LSTM of ``config`` with weights drawn from the configuration's seed."""
+    generator = torch.Generator().manual_seed(seed_for(config, seed))
+    module = nn.LSTM(**config.module_kwargs(), dtype=torch.float64)
+    bound = 1.0 / config.hidden_size ** 0.5
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.uniform_(-bound, bound, generator=generator)
+    return module.to(device=config.device, dtype=config.torch_dtype).train(config.train)
+
+
+def make_inputs(config: Config, seed: int = 0) -> Inputs:
+    """Input x ~ input_scale*N(0,1) (held at x_0 if hold_input) and, if asked,
+    h0, c0 ~ N(0,1) drawn independently.
+
+    dense: (T, N, I) or (N, T, I); unbatched: (T, I); packed: N sequences of
+    distinct lengths in [1, T] (the longest T) in shuffled order, packed with
+    enforce_sorted=False.
+    """
+    generator = torch.Generator().manual_seed(seed_for(config, seed) + 1)
+    T, N, I = config.seq_len, config.batch_size, config.input_size
+    h_out = config.proj_size or config.hidden_size
+    layers = config.num_layers * config.num_directions
+
+    def draw(*shape: int, scale: float = 1.0) -> Tensor:
+        values = torch.randn(*shape, generator=generator, dtype=torch.float64) * scale
+        return values.to(device=config.device, dtype=config.torch_dtype)
+
+    steps = 1 if config.hold_input else T
+    lengths = None
+    if config.input_form == "unbatched":
+        x = draw(steps, I, scale=config.input_scale).expand(T, I)
+        state_shape: tuple[int, ...] = (layers,)
+    elif config.batch_first:
+        x = draw(N, steps, I, scale=config.input_scale).expand(N, T, I)
+        state_shape = (layers, N)
+    else:
+        x = draw(steps, N, I, scale=config.input_scale).expand(T, N, I)
+        state_shape = (layers, N)
+    x = x.contiguous()
+    hx = (draw(*state_shape, h_out), draw(*state_shape, config.hidden_size)) if config.initial_state else None
+    if config.input_form == "packed":
+        lengths = unequal_lengths(T, N, generator)
+        x = pack_padded_sequence(x, lengths, batch_first=config.batch_first, enforce_sorted=False)
+    return Inputs(x, hx, lengths)
+
+
+def unequal_lengths(max_length: int, batch: int, generator: torch.Generator) -> Tensor:
+    """``batch`` lengths in [1, max_length], the first drawn is max_length, as distinct as
+    the range allows, in a shuffled (unsorted) order."""
+    pool = torch.randperm(max_length - 1, generator=generator)[: batch - 1] + 1 if max_length > 1 else torch.ones(0)
+    lengths = torch.cat([torch.tensor([max_length]), pool.long()])
+    while len(lengths) < batch:  # more sequences than distinct lengths
+        lengths = torch.cat([lengths, torch.randint(1, max_length + 1, (1,), generator=generator)])
+    return lengths[torch.randperm(batch, generator=generator)]
+
+
+def compare_outputs(config: Config, actual: object, expected: tuple, inputs: Inputs) -> list[TensorReport]:
+    """Check the candidate's ``(output, (h_n, c_n))`` against torch's, tensor by tensor."""
+    tolerance = tolerance_for(config.dtype, config.device).over(config.seq_len)
+    out_expected, (h_expected, c_expected) = expected
+    try:
+        out_actual, (h_actual, c_actual) = actual  # type: ignore[misc]
+    except (TypeError, ValueError):
+        return [TensorReport("result", False,
+                             f"expected (output, (h_n, c_n)), got {type(actual).__name__}")]
+    reports = []
+    if isinstance(out_expected, PackedSequence):
+        if not isinstance(out_actual, PackedSequence):
+            reports.append(TensorReport("output", False,
+                                        f"expected a PackedSequence, got {type(out_actual).__name__}"))
+        else:
+            for name in ("batch_sizes", "sorted_indices", "unsorted_indices"):
+                got, want = getattr(out_actual, name), getattr(out_expected, name)
+                if got is None or not torch.equal(got.cpu(), want.cpu()):
+                    reports.append(TensorReport(f"output.{name}", False, f"{got} , expected {want}"))
+            reports.append(compare_tensor("output", out_actual.data, out_expected.data, tolerance,
+                                          batch_sizes=out_expected.batch_sizes))
+    else:
+        time_dim = 1 if config.batch_first and config.input_form == "dense" else 0
+        reports.append(compare_tensor("output", out_actual, out_expected, tolerance, time_dim=time_dim))
+    reports.append(compare_tensor("h_n", h_actual, h_expected, tolerance))
+    reports.append(compare_tensor("c_n", c_actual, c_expected, tolerance))
+    return reports
+
+
+def check_forward(config: Config, factory: Factory | str | None = None, seed: int = 0) -> Result:
+    """Compare the candidate made by ``factory`` with torch.nn.LSTM on ``config``'s forward pass."""
+    if factory is None or isinstance(factory, str):
+        factory = load_factory(factory)[1]
+    skip = cuda_skip_reason(config)
+    if skip:
+        return Result(config, SKIPPED, message=skip)
+    started = time.perf_counter()
+    reference = build_reference(config, seed)
+    inputs = make_inputs(config, seed)
+    reference_inputs = inputs.clone()
+    with torch.no_grad(), torch_path(config.torch_path):
+        expected = reference(reference_inputs.input, reference_inputs.hx)
+    try:
+        candidate = factory(copy.deepcopy(reference))
+        candidate_inputs = inputs.clone()
+        with torch.no_grad(), _cuda_no_tf32(config):
+            actual = candidate(candidate_inputs.input, candidate_inputs.hx)
+    except NotImplementedError as error:
+        return Result(config, UNSUPPORTED, message=str(error) or "NotImplementedError",
+                      seconds=time.perf_counter() - started)
+    except Exception as error:  # a candidate that raises fails the configuration
+        return Result(config, FAILED, message=f"candidate raised {type(error).__name__}: {error}",
+                      seconds=time.perf_counter() - started)
+    reports = compare_outputs(config, actual, expected, inputs)
+    status = PASSED if all(r.passed for r in reports) else FAILED
+    return Result(config, status, reports, seconds=time.perf_counter() - started)
+
+
+def _cuda_no_tf32(config: Config) -> contextlib.AbstractContextManager:
+    return no_tf32_matmul() if config.device_type == "cuda" else contextlib.nullcontext()

@@ -1,0 +1,153 @@
+"""The pytest plugin (entry point ``pytest11``): the conformance suite for any LSTM.
+
+    pytest --pyargs lstm_ref.suite --lstm-impl mypkg.lstm:make
+
+Options choose the implementation under test, devices, dtypes, a seed and a
+skip file. Tests that take the ``lstm_config`` fixture are parametrized over
+the default matrix (``lstm_ref.configs``), with ids that read like the
+configuration. Unsupported configurations (the candidate raised
+NotImplementedError), configurations on an absent GPU, and those listed in
+the skip file are skipped with their reason and counted in the summary.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from lstm_ref import configs
+from lstm_ref.candidates import DEFAULT_IMPL, CandidateError, load_factory
+from lstm_ref.conformance import FAILED, SKIPPED, UNSUPPORTED, Result
+
+UNSUPPORTED_PREFIX = "unsupported by the candidate"
+SKIP_FILE_PREFIX = "listed in the skip file"
+NO_DEVICE_PREFIX = "device unavailable"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lstm_ref", "LSTM conformance (lstm_ref)")
+    group.addoption("--lstm-impl", default=None, metavar="MODULE:ATTR",
+                    help=f"factory of the LSTM under test (default {DEFAULT_IMPL}; 'torch' "
+                         "runs torch.nn.LSTM on another code path)")
+    group.addoption("--lstm-device", default="all", metavar="DEVICES",
+                    help="comma-separated devices from cpu,cuda, or 'all' (default; cuda "
+                         "configurations are skipped with a reason when no GPU is present)")
+    group.addoption("--lstm-dtype", default=",".join(configs.DTYPES), metavar="DTYPES",
+                    help=f"comma-separated dtypes (default {','.join(configs.DTYPES)})")
+    group.addoption("--lstm-seed", type=int, default=0, help="base seed (default 0)")
+    group.addoption("--lstm-skips", default=None, metavar="FILE",
+                    help="file of test-id patterns (fnmatch, one a line, # comments) to skip")
+
+
+def parse_choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """Split a comma list, accept 'all', and reject unknown names with a usage error."""
+    chosen = allowed if text == "all" else tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        raise pytest.UsageError(f"--lstm-{what}: unknown {unknown or text!r}; choose from {', '.join(allowed)} or all")
+    return chosen
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lstm_conformance: a configuration of the LSTM conformance matrix")
+    try:
+        spec, factory = load_factory(config.getoption("--lstm-impl"))
+    except CandidateError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.stash[_FACTORY] = (spec, factory)
+    config.stash[_DEVICES] = parse_choices(config.getoption("--lstm-device"), configs.DEVICES, "device")
+    config.stash[_DTYPES] = parse_choices(config.getoption("--lstm-dtype"), configs.DTYPES, "dtype")
+    config.pluginmanager.register(SkipCounter(spec), "lstm_ref-skip-counter")
+
+
+_FACTORY = pytest.StashKey[tuple]()
+_DEVICES = pytest.StashKey[tuple]()
+_DTYPES = pytest.StashKey[tuple]()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    spec, _ = config.stash[_FACTORY]
+    cuda = torch.cuda.get_device_name() if torch.cuda.is_available() else "not available"
+    return [
+        f"lstm_ref: implementation under test {spec}",
+        f"lstm_ref: devices {','.join(config.stash[_DEVICES])} (CUDA: {cuda}), "
+        f"dtypes {','.join(config.stash[_DTYPES])}, seed {config.getoption('--lstm-seed')}, "
+        f"TF32 off for CUDA float32, torch {torch.__version__}",
+    ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lstm_config" in metafunc.fixturenames:
+        matrix = configs.default_matrix(metafunc.config.stash[_DEVICES], metafunc.config.stash[_DTYPES])
+        metafunc.parametrize("lstm_config", matrix, ids=[c.id for c in matrix])
+
+
+@pytest.fixture(scope="session")
+def lstm_factory(pytestconfig: pytest.Config):
+    """The factory of the implementation under test (``--lstm-impl``)."""
+    return pytestconfig.stash[_FACTORY][1]
+
+
+@pytest.fixture(scope="session")
+def lstm_seed(pytestconfig: pytest.Config) -> int:
+    return pytestconfig.getoption("--lstm-seed")
+
+
+def settle(result: Result) -> None:
+    """Turn a conformance Result into a pytest outcome: skip (with reason) or assert."""
+    if result.status == UNSUPPORTED:
+        pytest.skip(f"{UNSUPPORTED_PREFIX}: {result.message}")
+    if result.status == SKIPPED:
+        pytest.skip(f"{NO_DEVICE_PREFIX}: {result.message}")
+    assert result.status != FAILED, result.describe()
+
+
+def read_skip_file(path: str) -> list[str]:
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise pytest.UsageError(f"--lstm-skips: cannot read {path!r}: {error.strerror}") from None
+    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skips_path = config.getoption("--lstm-skips")
+    if not skips_path:
+        return
+    patterns = read_skip_file(skips_path)
+    used: set[str] = set()
+    for item in items:
+        for pattern in patterns:
+            if fnmatch.fnmatchcase(item.nodeid, f"*{pattern}*"):
+                item.add_marker(pytest.mark.skip(reason=f"{SKIP_FILE_PREFIX}: {pattern}"))
+                used.add(pattern)
+                break
+    for pattern in patterns:
+        if pattern not in used:
+            warnings.warn(f"--lstm-skips: pattern {pattern!r} matches no collected test", stacklevel=1)
+
+
+class SkipCounter:
+    """Counts skipped configurations by kind and prints them at the end of the run."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.counts: Counter = Counter()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.skipped and isinstance(report.longrepr, tuple):
+            reason = report.longrepr[2].removeprefix("Skipped: ")
+            for prefix in (UNSUPPORTED_PREFIX, SKIP_FILE_PREFIX, NO_DEVICE_PREFIX):
+                if reason.startswith(prefix):
+                    self.counts[prefix] += 1
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.counts:
+            parts = [f"{count} {prefix}" for prefix, count in sorted(self.counts.items())]
+            terminalreporter.write_sep("-", f"lstm_ref: skipped configurations of {self.spec}")
+            terminalreporter.write_line("; ".join(parts))
