@@ -1,4 +1,4 @@
-"""The ``lstm-ref`` command.
+"""The ``lstm-ref`` command: ``check`` here, other subcommands from COMMAND_MODULES.
 
     lstm-ref check [--impl MODULE:ATTR] [--device auto|cpu|cuda|all] [--dtype float32,float64]
                    [--quick] [--seed N] [--json PATH] [--show-failures N]
@@ -10,6 +10,7 @@ allowed), 1 any configuration failed, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -22,6 +23,10 @@ from lstm_ref.conformance import FAILED, check_forward
 from lstm_ref.report import axis_table, summary_line, write_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+#: Modules that add subcommands: each defines ``add_commands(subparsers)``, whose parsers
+#: set ``run`` (a function of the parsed args returning the exit code) as a default.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 class UsageError(Exception):
@@ -113,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--show-failures", type=int, default=10, metavar="N",
                        help="describe at most N failures (default 10)")
     check.set_defaults(run=run_check)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(commands)
     return parser
 
 
