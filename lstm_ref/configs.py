@@ -180,6 +180,12 @@ def default_matrix(devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DTY
     return configs
 
 
+def gradient_matrix(devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DTYPES) -> list[Config]:
+    """The backward-pass grid: layers {1, 2}, every other axis, always with initial states."""
+    axes = dict(AXES, num_layers=(1, 2), initial_state=(True,), device=tuple(devices), dtype=tuple(dtypes))
+    return grid(axes)
+
+
 def quick_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[str] = DTYPES) -> list[Config]:
     """A small subset (every axis value at least once, not every combination)."""
     configs = []

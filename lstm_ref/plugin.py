@@ -81,10 +81,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+#: Fixture name -> the matrix its tests are parametrized over.
+MATRICES = {"lstm_config": configs.default_matrix, "lstm_grad_config": configs.gradient_matrix}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "lstm_config" in metafunc.fixturenames:
-        matrix = configs.default_matrix(metafunc.config.stash[_DEVICES], metafunc.config.stash[_DTYPES])
-        metafunc.parametrize("lstm_config", matrix, ids=[c.id for c in matrix])
+    for fixture, make_matrix in MATRICES.items():
+        if fixture in metafunc.fixturenames:
+            matrix = make_matrix(metafunc.config.stash[_DEVICES], metafunc.config.stash[_DTYPES])
+            metafunc.parametrize(fixture, matrix, ids=[c.id for c in matrix])
 
 
 @pytest.fixture(scope="session")
