@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+import os
+import sys
 from collections.abc import Callable
 
 import torch
@@ -63,6 +65,8 @@ def load_factory(spec: str | None) -> tuple[str, Factory]:
             f"--lstm-impl must look like MODULE:ATTR (e.g. mypkg.lstm:make) or be one of "
             f"{sorted(BUILTIN)}, got {spec!r}"
         )
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # a candidate in the current directory, as python -m would
     try:
         obj = importlib.import_module(module_name)
     except ModuleNotFoundError as error:

@@ -20,6 +20,7 @@ direction starts each sequence from its initial state at its own last step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -73,8 +74,12 @@ def lstm_cell(
     return h_next, c_next
 
 
+Cell = Callable[[Tensor, Tensor, Tensor, DirectionWeights], tuple[Tensor, Tensor]]
+
+
 def run_direction(
-    steps: list[Tensor], h: Tensor, c: Tensor, weights: DirectionWeights, reverse: bool
+    steps: list[Tensor], h: Tensor, c: Tensor, weights: DirectionWeights, reverse: bool,
+    cell: Cell = lstm_cell,
 ) -> tuple[list[Tensor], Tensor, Tensor]:
     """Run one direction of one layer over time.
 
@@ -82,13 +87,14 @@ def run_direction(
     Returns the per-step outputs ``outputs[t]: (B_t, H_out)`` in time order
     (also for reverse=True, which visits t = T-1, ..., 0) and the final
     states (B_0, H_out), (B_0, H). A row whose sequence has ended (or, in
-    reverse, not yet started) keeps its state unchanged.
+    reverse, not yet started) keeps its state unchanged. ``cell`` computes
+    one step (default :func:`lstm_cell`; a variant cell plugs in here).
     """
     outputs: list[Tensor] = [h] * len(steps)
     order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
     for t in order:
         active = steps[t].shape[0]
-        h_step, c_step = lstm_cell(steps[t], h[:active], c[:active], weights)
+        h_step, c_step = cell(steps[t], h[:active], c[:active], weights)
         h = torch.cat([h_step, h[active:]]) if active < h.shape[0] else h_step
         c = torch.cat([c_step, c[active:]]) if active < c.shape[0] else c_step
         outputs[t] = h_step
@@ -102,6 +108,7 @@ def lstm_layers(
     layers: list[list[DirectionWeights]],
     dropout: float = 0.0,
     training: bool = False,
+    cell: Cell = lstm_cell,
 ) -> tuple[list[Tensor], Tensor, Tensor]:
     """The multi-layer, possibly bidirectional LSTM over per-step inputs.
 
@@ -121,7 +128,7 @@ def lstm_layers(
         for direction, weights in enumerate(directions):
             index = layer * num_directions + direction
             outputs, h_n, c_n = run_direction(
-                steps, h0[index], c0[index], weights, reverse=direction == 1
+                steps, h0[index], c0[index], weights, reverse=direction == 1, cell=cell
             )
             direction_outputs.append(outputs)
             final_h.append(h_n)

@@ -70,6 +70,9 @@ class LSTM(nn.Module):
     PackedSequence; output (T, N, D*H_out); h_n (L*D, N, H_out); c_n (L*D, N, H).
     """
 
+    #: One time step, ``(x, h, c, weights) -> (h', c')``; a subclass may swap in a variant.
+    cell = staticmethod(lstm_cell)
+
     def __init__(
         self,
         input_size: int,
@@ -254,7 +257,7 @@ class LSTM(nn.Module):
         else:
             steps = list(data.unbind(0))
         outputs, h_n, c_n = lstm_layers(
-            steps, hx[0], hx[1], self._layer_weights(), self.dropout, self.training
+            steps, hx[0], hx[1], self._layer_weights(), self.dropout, self.training, cell=self.cell
         )
         state = _permute_state((h_n, c_n), unsorted_indices)
         if isinstance(input, PackedSequence):
