@@ -27,7 +27,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 #: Modules that add subcommands: each defines ``add_commands(subparsers)``, whose parsers
 #: set ``run`` (a function of the parsed args returning the exit code) as a default.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("lstm_ref.weights", "lstm_ref.vectors", "lstm_ref.accuracy")
 
 
 class UsageError(Exception):

@@ -164,13 +164,17 @@ def make_inputs(config: Config, seed: int = 0) -> Inputs:
 
 
 def unequal_lengths(max_length: int, batch: int, generator: torch.Generator) -> Tensor:
-    """``batch`` lengths in [1, max_length], the first drawn is max_length, as distinct as
-    the range allows, in a shuffled (unsorted) order."""
+    """``batch`` lengths in [1, max_length], one of them max_length, as distinct as the
+    range allows, in an order that is not sorted by decreasing length (so packing has to
+    permute the batch and the final states have to be put back)."""
     pool = torch.randperm(max_length - 1, generator=generator)[: batch - 1] + 1 if max_length > 1 else torch.ones(0)
     lengths = torch.cat([torch.tensor([max_length]), pool.long()])
     while len(lengths) < batch:  # more sequences than distinct lengths
         lengths = torch.cat([lengths, torch.randint(1, max_length + 1, (1,), generator=generator)])
-    return lengths[torch.randperm(batch, generator=generator)]
+    lengths = lengths[torch.randperm(batch, generator=generator)]
+    if batch > 1 and bool((lengths[:-1] >= lengths[1:]).all()):
+        lengths = lengths.roll(1)  # already sorted by decreasing length: unsort it
+    return lengths
 
 
 def compare_outputs(config: Config, actual: object, expected: tuple, inputs: Inputs) -> list[TensorReport]:

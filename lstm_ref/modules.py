@@ -28,22 +28,60 @@ def _check_positive_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must be greater than zero")
 
 
+def _check_size(name: str, value: object) -> None:
+    """An LSTMCell size: an int >= 0 (torch accepts 0, an empty cell; a negative size fails in
+    torch.empty with a RuntimeError, the type kept here)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+    if value < 0:
+        raise RuntimeError(f"{name} must be zero or greater, got {value}")
+
+
 def _check_bool(name: str, value: object) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
 
 
-def _check_dtype(input: Tensor, weight: Tensor) -> None:
-    if input.dtype != weight.dtype:
-        raise ValueError(
-            f"input must have the type {weight.dtype}, got type {input.dtype}. "
-            f"Convert input: input.to({weight.dtype}), or convert model: model.to({input.dtype})"
-        )
+def _check_input_tensor(input: Tensor, weight: Tensor, dtype_error: type[Exception] = RuntimeError) -> None:
+    """The input lives on the parameters' device and has their dtype (torch raises ValueError
+    for a dense LSTM input of another dtype, RuntimeError for packed input and LSTMCell)."""
     if input.device != weight.device:
         raise RuntimeError(
             f"Input and parameter tensors are not at the same device, found input tensor "
             f"at {input.device} and parameter tensor at {weight.device}"
         )
+    if input.dtype != weight.dtype:
+        raise dtype_error(
+            f"input must have the type {weight.dtype}, got type {input.dtype}. "
+            f"Convert input: input.to({weight.dtype}), or convert model: model.to({input.dtype})"
+        )
+
+
+def _check_state_tensor(name: str, state: object, input: Tensor, weight: Tensor) -> None:
+    """An initial state (h_0 or c_0) is a tensor on the input's device with the parameters' dtype."""
+    if not isinstance(state, Tensor):
+        raise TypeError(f"{name} must be a Tensor, got {type(state).__name__}")
+    if state.device != input.device:
+        raise RuntimeError(
+            f"Input and hidden tensors are not at the same device, found input tensor "
+            f"at {input.device} and hidden tensor {name} at {state.device}"
+        )
+    if state.dtype != weight.dtype:
+        raise RuntimeError(
+            f"{name} must have the type of the parameters, {weight.dtype}, got type {state.dtype}"
+        )
+
+
+def _check_state_pair(hx: object, module: str) -> None:
+    """hx is a tuple or list (h_0, c_0) of two tensors."""
+    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+        found = type(hx).__name__
+        if isinstance(hx, (tuple, list)):
+            found = f"a {found} of length {len(hx)}"
+        raise TypeError(f"{module}: Expected hx to be a tuple (h_0, c_0) of two tensors, got {found}")
+    for index, state in enumerate(hx):
+        if not isinstance(state, Tensor):
+            raise TypeError(f"{module}: Expected hx[{index}] to be a Tensor, got {type(state).__name__}")
 
 
 def _permute_state(state: State, permutation: Tensor | None) -> State:
@@ -70,8 +108,10 @@ class LSTM(nn.Module):
     PackedSequence; output (T, N, D*H_out); h_n (L*D, N, H_out); c_n (L*D, N, H).
     """
 
-    #: One time step, ``(x, h, c, weights) -> (h', c')``; a subclass may swap in a variant.
+    #: One time step, ``(x, h, c, weights) -> (h', c')``, and the layer stack over time
+    #: (:func:`lstm_ref.functional.lstm_layers`'s signature): a subclass may swap in variants.
     cell = staticmethod(lstm_cell)
+    layers = staticmethod(lstm_layers)
 
     def __init__(
         self,
@@ -177,8 +217,9 @@ class LSTM(nn.Module):
         return ref.train(module.training)
 
     def reset_parameters(self) -> None:
-        """Every parameter ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
+        """Every parameter ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch (0 for an
+        empty LSTMCell, hidden_size 0)."""
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
         for parameter in self.parameters():
             nn.init.uniform_(parameter, -bound, bound)
 
@@ -211,6 +252,7 @@ class LSTM(nn.Module):
             data, batch_sizes, sorted_indices, unsorted_indices = input
             if data.dim() != 2:
                 raise RuntimeError(f"input must have 2 dimensions, got {data.dim()}")
+            _check_input_tensor(data, weight, RuntimeError)
             batch = int(batch_sizes[0]) if len(batch_sizes) else 0
             is_batched = True
             if hx is not None:
@@ -234,9 +276,9 @@ class LSTM(nn.Module):
                 data = input.unsqueeze(1)  # (T, 1, I)
             batch = data.shape[1]
             sorted_indices = unsorted_indices = None
+            _check_input_tensor(data, weight, ValueError)
             if data.shape[0] == 0:
-                raise ValueError("LSTM: Expected a sequence of length at least 1, got length 0")
-        _check_dtype(data, weight)
+                raise RuntimeError("LSTM: Expected a sequence of length at least 1, got length 0")
         if data.shape[-1] != self.input_size:
             raise RuntimeError(
                 "input.size(-1) must be equal to input_size. "
@@ -246,17 +288,17 @@ class LSTM(nn.Module):
         if hx is None:
             hx = (data.new_zeros(h_shape), data.new_zeros(c_shape))
         else:
-            for index, (state, shape) in enumerate(zip(hx, (h_shape, c_shape))):
+            for index, (state, shape) in enumerate(zip(hx, (h_shape, c_shape), strict=True)):
                 if state.shape != shape:
                     raise RuntimeError(f"Expected hidden[{index}] size {shape}, got {list(state.shape)}")
-                _check_dtype(state, weight)
+                _check_state_tensor(f"hx[{index}]", state, data, weight)
             hx = _permute_state(hx, sorted_indices)
 
         if isinstance(input, PackedSequence):
             steps = list(data.split(batch_sizes.tolist()))
         else:
             steps = list(data.unbind(0))
-        outputs, h_n, c_n = lstm_layers(
+        outputs, h_n, c_n = self.layers(
             steps, hx[0], hx[1], self._layer_weights(), self.dropout, self.training, cell=self.cell
         )
         state = _permute_state((h_n, c_n), unsorted_indices)
@@ -271,10 +313,9 @@ class LSTM(nn.Module):
 
     @staticmethod
     def _check_state_rank(hx: State, rank: int) -> None:
-        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise TypeError("LSTM: Expected hx to be a tuple (h_0, c_0) of two tensors")
+        _check_state_pair(hx, "LSTM")
         if hx[0].dim() != rank or hx[1].dim() != rank:
-            kind = "batched 3-D" if rank == 3 else "unbatched 2-D"
+            kind = "batched 3-D (or packed)" if rank == 3 else "unbatched 2-D"
             raise RuntimeError(
                 f"For {kind} input, hx and cx should also be {rank}-D but got "
                 f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
@@ -301,8 +342,8 @@ class LSTMCell(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_positive_int("input_size", input_size)
-        _check_positive_int("hidden_size", hidden_size)
+        _check_size("input_size", input_size)
+        _check_size("hidden_size", hidden_size)
         _check_bool("bias", bias)
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -336,17 +377,26 @@ class LSTMCell(nn.Module):
 
     def forward(self, input: Tensor, hx: State | None = None) -> State:
         """Returns ``(h_1, c_1)`` exactly as nn.LSTMCell does."""
+        if not isinstance(input, Tensor):
+            raise TypeError(f"LSTMCell: Expected input to be a Tensor, got {type(input).__name__}")
         if input.dim() not in (1, 2):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
         if hx is not None:
+            _check_state_pair(hx, "LSTMCell")
             for index, state in enumerate(hx):
                 if state.dim() not in (1, 2):
                     raise ValueError(
                         f"LSTMCell: Expected hx[{index}] to be 1D or 2D, got {state.dim()}D instead"
                     )
+            if hx[0].dim() != input.dim() or hx[1].dim() != input.dim():
+                kind = "batched 2-D" if input.dim() == 2 else "unbatched 1-D"
+                raise RuntimeError(
+                    f"LSTMCell: For {kind} input, hx and cx should also be {input.dim()}-D but got "
+                    f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
+                )
         is_batched = input.dim() == 2
-        x = input if is_batched else input.unsqueeze(0)
-        _check_dtype(x, self.weight_ih)
+        x = input if is_batched else input.unsqueeze(0)  # (N, I)
+        _check_input_tensor(x, self.weight_ih, RuntimeError)
         if x.shape[1] != self.input_size:
             raise RuntimeError(
                 f"input has inconsistent input_size: got {x.shape[1]} expected {self.input_size}"
@@ -361,7 +411,7 @@ class LSTMCell(nn.Module):
                 raise RuntimeError(
                     f"Expected hx[{index}] size {(x.shape[0], self.hidden_size)}, got {list(state.shape)}"
                 )
-            _check_dtype(state, self.weight_ih)
+            _check_state_tensor(f"hx[{index}]", state, x, self.weight_ih)
         weights = DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         h_next, c_next = lstm_cell(x, hx[0], hx[1], weights)
         if not is_batched:

@@ -1,0 +1,203 @@
+"""Gradient conformance: the candidate's backward pass against torch.nn.LSTM's.
+
+For one configuration both sides compute the scalar
+
+    loss = sum(w_out * output) + sum(w_h * h_n) + sum(w_c * c_n)
+
+with the same random weights ``w_*`` (drawn from the configuration's own seed),
+and its gradient with respect to the input (the packed data of a
+PackedSequence), h0, c0 and every parameter. torch's side runs on the
+configuration's torch path (oneDNN or native on CPU, cuDNN on CUDA); the
+candidate's side is autograd through whatever the candidate computes.
+
+Gradients are compared with the forward pass's tolerance row (one table, see
+:mod:`lstm_ref.tolerances`) and reported as ``grad.input``, ``grad.h0``,
+``grad.c0`` and ``grad.<parameter name>``. Parameters are matched by name when
+the candidate is an ``nn.Module``; a plain callable gets its input and state
+gradients checked and the Result says the parameters were not compared. A
+candidate whose outputs carry no autograd history is *unsupported* for
+gradients, never passed.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from lstm_ref.candidates import Factory, load_factory
+from lstm_ref.compare import TensorReport, compare_tensor
+from lstm_ref.configs import Config
+from lstm_ref.conformance import (
+    FAILED,
+    PASSED,
+    SKIPPED,
+    UNSUPPORTED,
+    Inputs,
+    Result,
+    _cuda_no_tf32,
+    build_reference,
+    cuda_skip_reason,
+    make_inputs,
+    seed_for,
+    torch_path,
+)
+from lstm_ref.tolerances import tolerance_for
+
+NO_HISTORY = "no autograd history: output, h_n and c_n do not require grad"
+PLAIN_CALLABLE = "parameters not compared: the candidate is not an nn.Module with named_parameters"
+
+
+class _Leaves:
+    """Fresh leaf tensors that require grad: the input (or packed data), h0 and c0."""
+
+    def __init__(self, inputs: Inputs) -> None:
+        source = inputs.input
+        if isinstance(source, PackedSequence):
+            self.input_leaf = source.data.detach().clone().requires_grad_(True)
+            self.input: Tensor | PackedSequence = PackedSequence(
+                self.input_leaf, source.batch_sizes, source.sorted_indices, source.unsorted_indices)
+        else:
+            self.input_leaf = source.detach().clone().requires_grad_(True)
+            self.input = self.input_leaf
+        assert inputs.hx is not None, "gradient configurations always carry initial states"
+        self.h0 = inputs.hx[0].detach().clone().requires_grad_(True)
+        self.c0 = inputs.hx[1].detach().clone().requires_grad_(True)
+
+    def named(self) -> list[tuple[str, Tensor]]:
+        return [("input", self.input_leaf), ("h0", self.h0), ("c0", self.c0)]
+
+
+def loss_weights(config: Config, expected: tuple, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """``w_out, w_h, w_c ~ N(0, 1)``, shaped like torch's output (its packed data), h_n and c_n."""
+    generator = torch.Generator().manual_seed(seed_for(config, seed) + 2)
+    output, (h_n, c_n) = expected
+    output = output.data if isinstance(output, PackedSequence) else output
+    return tuple(
+        torch.randn(t.shape, generator=generator, dtype=torch.float64).to(device=t.device, dtype=t.dtype)
+        for t in (output, h_n, c_n)
+    )
+
+
+def _unpack(result: object, expected: tuple) -> tuple[list[Tensor], list[TensorReport]]:
+    """The candidate's (output data, h_n, c_n), or reports saying why they cannot be used."""
+    try:
+        output, (h_n, c_n) = result  # type: ignore[misc]
+    except (TypeError, ValueError):
+        return [], [TensorReport("result", False, f"expected (output, (h_n, c_n)), got {type(result).__name__}")]
+    out_expected, (h_expected, c_expected) = expected
+    if isinstance(out_expected, PackedSequence):
+        if not isinstance(output, PackedSequence):
+            return [], [TensorReport("output", False, f"expected a PackedSequence, got {type(output).__name__}")]
+        output, out_expected = output.data, out_expected.data
+    problems = []
+    for name, got, want in (("output", output, out_expected), ("h_n", h_n, h_expected), ("c_n", c_n, c_expected)):
+        if not isinstance(got, Tensor):
+            problems.append(TensorReport(name, False, f"expected a Tensor, got {type(got).__name__}"))
+        elif got.shape != want.shape:
+            problems.append(TensorReport(name, False, f"shape {list(got.shape)}, expected {list(want.shape)}"))
+    return [output, h_n, c_n], problems
+
+
+def weighted_loss(tensors: list[Tensor], weights: tuple[Tensor, ...]) -> Tensor:
+    """``sum_k sum(w_k * t_k)``; tensors without autograd history contribute a constant."""
+    return sum((tensor * weight).sum() for tensor, weight in zip(tensors, weights))  # type: ignore[return-value]
+
+
+def _gradients(loss: Tensor, named: list[tuple[str, Tensor]]) -> dict[str, Tensor]:
+    """d loss / d tensor for each named leaf; a leaf the loss does not reach gets zeros."""
+    grads = torch.autograd.grad(loss, [t for _, t in named], allow_unused=True, materialize_grads=True)
+    return {name: grad for (name, _), grad in zip(named, grads)}
+
+
+def candidate_parameters(candidate: object, reference: nn.LSTM) -> tuple[list[tuple[str, Tensor]], str]:
+    """The candidate's parameters matched to torch's names, and a note on what was not compared.
+
+    An exact name match is taken first, then a unique ``*.name`` suffix (a
+    wrapper module holding the LSTM as a submodule).
+    """
+    if not isinstance(candidate, nn.Module):
+        return [], PLAIN_CALLABLE
+    own = dict(candidate.named_parameters())
+    matched, missing = [], []
+    for name, _ in reference.named_parameters():
+        found = own.get(name)
+        if found is None:
+            suffixed = [p for n, p in own.items() if n.endswith("." + name)]
+            found = suffixed[0] if len(suffixed) == 1 else None
+        if found is None:
+            missing.append(name)
+        else:
+            matched.append((name, found))
+    if not matched:
+        return [], "parameters not compared: the candidate module has none of torch's parameter names"
+    note = f"parameters not compared (no parameter of that name): {', '.join(missing)}" if missing else ""
+    return matched, note
+
+
+def check_gradients(config: Config, factory: Factory | str | None = None, seed: int = 0) -> Result:
+    """Compare the candidate's gradients with torch.nn.LSTM's on ``config``.
+
+    d loss / d {input, h0, c0, parameters} for ``loss`` of :func:`weighted_loss`,
+    torch's computed on ``config.torch_path``, each compared with
+    ``tolerance_for(dtype, device).over(seq_len)``.
+    """
+    if factory is None or isinstance(factory, str):
+        factory = load_factory(factory)[1]
+    skip = cuda_skip_reason(config)
+    if skip:
+        return Result(config, SKIPPED, message=skip)
+    if not config.initial_state:
+        raise ValueError(f"{config.id}: gradient configurations need initial_state=True (gradients to h0, c0)")
+    started = time.perf_counter()
+
+    def finish(status: str, reports: list[TensorReport] | None = None, message: str = "") -> Result:
+        return Result(config, status, reports or [], message, time.perf_counter() - started)
+
+    reference = build_reference(config, seed)
+    inputs = make_inputs(config, seed)
+    expected_leaves = _Leaves(inputs)
+    with torch_path(config.torch_path):
+        expected = reference(expected_leaves.input, (expected_leaves.h0, expected_leaves.c0))
+        weights = loss_weights(config, expected, seed)
+        expected_flat = [expected[0].data if isinstance(expected[0], PackedSequence) else expected[0], *expected[1]]
+        expected_grads = _gradients(weighted_loss(expected_flat, weights),
+                                    expected_leaves.named() + list(reference.named_parameters()))
+
+    try:
+        candidate = factory(copy.deepcopy(reference))
+        leaves = _Leaves(inputs)
+        with torch.enable_grad(), _cuda_no_tf32(config):
+            result = candidate(leaves.input, (leaves.h0, leaves.c0))
+            tensors, problems = _unpack(result, expected)
+            if problems:
+                return finish(FAILED, problems, "the candidate's outputs cannot be differentiated against torch's")
+            loss = weighted_loss(tensors, weights)
+            if not loss.requires_grad:
+                return finish(UNSUPPORTED, message=NO_HISTORY)
+            parameters, note = candidate_parameters(candidate, reference)
+            frozen = [name for name, p in parameters if not p.requires_grad]
+            parameters = [(name, p) for name, p in parameters if p.requires_grad]
+            actual_grads = _gradients(loss, leaves.named() + parameters)
+    except NotImplementedError as error:
+        return finish(UNSUPPORTED, message=str(error) or "NotImplementedError")
+    except Exception as error:  # a candidate that raises, forward or backward, fails the configuration
+        return finish(FAILED, message=f"candidate raised {type(error).__name__}: {error}")
+
+    tolerance = tolerance_for(config.dtype, config.device).over(config.seq_len)
+    reports = []
+    for name, actual in actual_grads.items():
+        if name == "input":
+            if isinstance(inputs.input, PackedSequence):
+                timing: dict = {"batch_sizes": inputs.input.batch_sizes}
+            else:
+                timing = {"time_dim": 1 if config.batch_first and config.input_form == "dense" else 0}
+        else:
+            timing = {}
+        reports.append(compare_tensor(f"grad.{name}", actual, expected_grads[name], tolerance, **timing))
+    reports += [TensorReport(f"grad.{name}", False, "parameter has requires_grad=False") for name in frozen]
+    status = PASSED if all(r.passed for r in reports) else FAILED
+    return finish(status, reports, note)

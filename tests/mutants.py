@@ -1,0 +1,383 @@
+"""Deliberately broken LSTMs, each with one bug that real ports have.
+
+Each mutant is a factory with the ``--lstm-impl`` contract (called with a
+configured ``torch.nn.LSTM``, returns a callable like its forward), so it can
+be run by the suite, by ``lstm-ref check --impl tests.mutants:NAME`` and by
+``tests/test_mutants.py``, which asserts that the default matrix fails every
+one of them. ``MUTANTS`` records, for each, the smallest configuration of
+the matrix that catches it and a control one axis away that does not: the
+axis between the two is the one that catches the bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from lstm_ref import LSTM
+from lstm_ref.configs import Config, special_cases
+from lstm_ref.functional import DirectionWeights, lstm_cell, lstm_layers, run_direction
+
+GATES = "ifgo"
+
+
+def _reordered(module: nn.LSTM, read_as: str) -> LSTM:
+    """A port that reads torch's gate blocks (i, f, g, o) as if they were in ``read_as`` order."""
+    ref = LSTM.from_torch(module)
+    source = [read_as.index(gate) for gate in GATES]  # block that the port uses for i, f, g, o
+    with torch.no_grad():
+        for name, parameter in ref.named_parameters():
+            if not name.startswith("weight_hr"):
+                blocks = parameter.chunk(4, dim=0)
+                parameter.copy_(torch.cat([blocks[k] for k in source]))
+    return ref
+
+
+class _CellVariant(LSTM):
+    """lstm_ref.LSTM with its one-step function replaced."""
+
+    variant: Callable = staticmethod(lstm_cell)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cell = self.variant
+
+
+def _with_cell(cell: Callable) -> Callable[[nn.LSTM], LSTM]:
+    variant = type("CellVariant", (_CellVariant,), {"variant": staticmethod(cell)})
+    return variant.from_torch
+
+
+def _with_layers(layers: Callable) -> Callable[[nn.LSTM], LSTM]:
+    variant = type("LayersVariant", (LSTM,), {"layers": staticmethod(layers)})
+    return variant.from_torch
+
+
+# --- gate order and biases -------------------------------------------------------------------
+
+def gates_if_swapped(module: nn.LSTM) -> LSTM:
+    """Input and forget gates swapped (blocks read as f, i, g, o)."""
+    return _reordered(module, "figo")
+
+
+def onnx_order_unconverted(module: nn.LSTM) -> LSTM:
+    """torch weights used as ONNX's i, o, f, c without reordering."""
+    return _reordered(module, "iofg")
+
+
+def haiku_order_unconverted(module: nn.LSTM) -> LSTM:
+    """torch weights used as Haiku's i, g, f, o without reordering."""
+    return _reordered(module, "igfo")
+
+
+def _forget_bias_plus_one(x: Tensor, h: Tensor, c: Tensor, weights: DirectionWeights):
+    """The cell of a port that adds Keras/TF's unit forget bias at run time on top of torch's."""
+    shift = torch.zeros(weights.weight_ih.shape[0], dtype=x.dtype, device=x.device)
+    shift[shift.shape[0] // 4: shift.shape[0] // 2] = 1.0
+    biased = replace(weights, bias_ih=shift if weights.bias_ih is None else weights.bias_ih + shift,
+                     bias_hh=torch.zeros_like(shift) if weights.bias_hh is None else weights.bias_hh)
+    return lstm_cell(x, h, c, biased)
+
+
+forget_bias_added = _with_cell(_forget_bias_plus_one)
+
+
+def bias_hh_dropped(module: nn.LSTM) -> LSTM:
+    """Only one bias imported: b_hh (cuDNN's second bias) left at zero."""
+    ref = LSTM.from_torch(module)
+    with torch.no_grad():
+        for name, parameter in ref.named_parameters():
+            if name.startswith("bias_hh"):
+                parameter.zero_()
+    return ref
+
+
+def _hard_sigmoid_cell(x: Tensor, h: Tensor, c: Tensor, weights: DirectionWeights):
+    """Keras 2's default recurrent_activation, hard_sigmoid(z) = clip(0.2 z + 0.5, 0, 1)."""
+    gates = x @ weights.weight_ih.T + h @ weights.weight_hh.T
+    if weights.bias_ih is not None:
+        gates = gates + weights.bias_ih + weights.bias_hh
+    i, f, g, o = gates.chunk(4, dim=-1)
+    hard = [torch.clamp(0.2 * z + 0.5, 0, 1) for z in (i, f, o)]
+    c_next = hard[1] * c + hard[0] * torch.tanh(g)
+    h_next = hard[2] * torch.tanh(c_next)
+    if weights.weight_hr is not None:
+        h_next = h_next @ weights.weight_hr.T
+    return h_next, c_next
+
+
+hard_sigmoid_gates = _with_cell(_hard_sigmoid_cell)
+
+
+def _clipped_cell(x: Tensor, h: Tensor, c: Tensor, weights: DirectionWeights):
+    """TF's LSTMCell(cell_clip=10): c clipped to [-10, 10] every step."""
+    h_next, c_next = lstm_cell(x, h, c, weights)
+    return h_next, c_next.clamp(-10.0, 10.0)
+
+
+cell_state_clipped = _with_cell(_clipped_cell)
+
+
+# --- directions, layers and states -----------------------------------------------------------
+
+def _reverse_not_reflipped(steps, h0, c0, layers, dropout=0.0, training=False, cell=lstm_cell):
+    """The reverse direction's outputs left in processing order (t = T-1 first)."""
+    outputs, h_n, c_n = lstm_layers(steps, h0, c0, layers, dropout, training, cell)
+    if len(layers[0]) == 2 and len({step.shape[0] for step in steps}) == 1:
+        forward, backward = zip(*(step.chunk(2, dim=-1) for step in outputs))
+        outputs = [torch.cat(pair, dim=-1) for pair in zip(forward, reversed(backward))]
+    return outputs, h_n, c_n
+
+
+reverse_outputs_not_reflipped = _with_layers(_reverse_not_reflipped)
+
+
+def _reverse_runs_forward(steps, h0, c0, layers, dropout=0.0, training=False, cell=lstm_cell):
+    """A "bidirectional" port whose second direction also runs forward in time."""
+    final_h, final_c = [], []
+    for layer, directions in enumerate(layers):
+        per_direction = []
+        for direction, weights in enumerate(directions):
+            index = layer * len(directions) + direction
+            outputs, h_n, c_n = run_direction(steps, h0[index], c0[index], weights, False, cell)
+            per_direction.append(outputs)
+            final_h.append(h_n)
+            final_c.append(c_n)
+        steps = [torch.cat(parts, dim=-1) for parts in zip(*per_direction)]
+    return steps, torch.stack(final_h), torch.stack(final_c)
+
+
+reverse_direction_runs_forward = _with_layers(_reverse_runs_forward)
+
+
+def _direction_major(steps, h0, c0, layers, dropout=0.0, training=False, cell=lstm_cell):
+    """h_n, c_n stacked direction-major (direction * L + layer) instead of layer-major."""
+    outputs, h_n, c_n = lstm_layers(steps, h0, c0, layers, dropout, training, cell)
+    num_layers, num_directions = len(layers), len(layers[0])
+    order = [layer * num_directions + direction
+             for direction in range(num_directions) for layer in range(num_layers)]
+    return outputs, h_n[order], c_n[order]
+
+
+state_direction_major = _with_layers(_direction_major)
+
+
+def _last_layer_state(steps, h0, c0, layers, dropout=0.0, training=False, cell=lstm_cell):
+    """h_n, c_n filled with the last layer's final state for every layer."""
+    outputs, h_n, c_n = lstm_layers(steps, h0, c0, layers, dropout, training, cell)
+    directions = len(layers[0])
+    return outputs, h_n[-directions:].repeat(len(layers), 1, 1), c_n[-directions:].repeat(len(layers), 1, 1)
+
+
+final_state_of_last_layer_only = _with_layers(_last_layer_state)
+
+
+def _dropout_always(steps, h0, c0, layers, dropout=0.0, training=False, cell=lstm_cell):
+    """Dropout between layers applied in eval mode too."""
+    return lstm_layers(steps, h0, c0, layers, dropout, True, cell)
+
+
+dropout_in_eval_mode = _with_layers(_dropout_always)
+
+
+def _chunked_loses_cell(steps, h0, c0, layers, dropout=0.0, training=False, cell=lstm_cell):
+    """A chunked kernel (100 steps a chunk) that carries h across chunks but restarts c from c0."""
+    chunk = 100
+    if len(steps) <= chunk:
+        return lstm_layers(steps, h0, c0, layers, dropout, training, cell)
+    head, h_mid, _ = lstm_layers(steps[:chunk], h0, c0, layers, dropout, training, cell)
+    tail, h_n, c_n = _chunked_loses_cell(steps[chunk:], h_mid, c0, layers, dropout, training, cell)
+    return head + tail, h_n, c_n
+
+
+cell_state_lost_between_chunks = _with_layers(_chunked_loses_cell)
+
+
+def h0_c0_swapped(module: nn.LSTM) -> Callable:
+    """The initial state tuple read as (c0, h0)."""
+    ref = LSTM.from_torch(module)
+    return lambda input, hx=None: ref(input, None if hx is None else (hx[1], hx[0]))
+
+
+def initial_state_ignored(module: nn.LSTM) -> Callable:
+    """hx accepted and ignored: every sequence starts from zeros."""
+    ref = LSTM.from_torch(module)
+    return lambda input, hx=None: ref(input)
+
+
+# --- layouts: batch_first, unbatched, packed, projections, dtypes ------------------------------
+
+def batch_first_reshaped(module: nn.LSTM) -> Callable:
+    """batch_first handled with reshape instead of transpose (right shapes, scrambled steps)."""
+    ref = LSTM.from_torch(module)
+    ref.batch_first = False
+
+    def forward(input, hx=None):
+        if module.batch_first and isinstance(input, Tensor) and input.dim() == 3:
+            batch, steps = input.shape[:2]
+            output, state = ref(input.reshape(steps, batch, -1), hx)
+            return output.reshape(batch, steps, -1), state
+        return ref(input, hx)
+    return forward
+
+
+def unbatched_as_batch(module: nn.LSTM) -> Callable:
+    """An unbatched (T, I) input read as T sequences of length 1."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        if isinstance(input, Tensor) and input.dim() == 2:
+            as_batch = input.unsqueeze(0)  # (1, T, I): one step, T sequences
+            state = None if hx is None else (hx[0].unsqueeze(1).expand(-1, input.shape[0], -1).contiguous(),
+                                             hx[1].unsqueeze(1).expand(-1, input.shape[0], -1).contiguous())
+            if module.batch_first:
+                as_batch = as_batch.transpose(0, 1)
+            output, (h_n, c_n) = ref(as_batch, state)
+            output = output.transpose(0, 1) if module.batch_first else output
+            return output.squeeze(0), (h_n[:, -1], c_n[:, -1])
+        return ref(input, hx)
+    return forward
+
+
+def packed_state_at_padded_end(module: nn.LSTM) -> Callable:
+    """Packed input padded and run densely: the final state is read at the padded end."""
+    ref = LSTM.from_torch(module)
+    ref.batch_first = False
+
+    def forward(input, hx=None):
+        if not isinstance(input, PackedSequence):
+            return ref(input, hx)
+        padded, lengths = pad_packed_sequence(input)  # (T, N, I), original batch order
+        output, state = ref(padded, hx)
+        repacked = torch.nn.utils.rnn.pack_padded_sequence(output, lengths, enforce_sorted=False)
+        return repacked, state
+    return forward
+
+
+def packed_state_left_sorted(module: nn.LSTM) -> Callable:
+    """h_n, c_n returned in the packed (length-sorted) order, not the caller's batch order."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        output, (h_n, c_n) = ref(input, hx)
+        if isinstance(input, PackedSequence) and input.sorted_indices is not None:
+            h_n, c_n = h_n[:, input.sorted_indices], c_n[:, input.sorted_indices]
+        return output, (h_n, c_n)
+    return forward
+
+
+def weight_hr_reverse_from_forward(module: nn.LSTM) -> LSTM:
+    """An importer whose key pattern misses ``weight_hr_l{k}_reverse``: both directions get W_hr_l{k}."""
+    ref = LSTM.from_torch(module)
+    with torch.no_grad():
+        for name, parameter in ref.named_parameters():
+            if name.startswith("weight_hr") and name.endswith("_reverse"):
+                parameter.copy_(getattr(ref, name.removesuffix("_reverse")))
+    return ref
+
+
+def computes_in_float32(module: nn.LSTM) -> Callable:
+    """float64 accepted but computed in float32 (a float32-only kernel behind a cast)."""
+    ref = LSTM.from_torch(module).float()
+
+    def forward(input, hx=None):
+        dtype = input.data.dtype if isinstance(input, PackedSequence) else input.dtype
+        cast = input.float() if isinstance(input, Tensor) else PackedSequence(
+            input.data.float(), input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+        output, (h_n, c_n) = ref(cast, None if hx is None else (hx[0].float(), hx[1].float()))
+        output = output.to(dtype) if isinstance(output, Tensor) else PackedSequence(
+            output.data.to(dtype), output.batch_sizes, output.sorted_indices, output.unsorted_indices)
+        return output, (h_n.to(dtype), c_n.to(dtype))
+    return forward
+
+
+def returns_cpu_tensors(module: nn.LSTM) -> Callable:
+    """Results copied to the CPU, whatever device the input was on."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        output, (h_n, c_n) = ref(input, hx)
+        output = output.cpu() if isinstance(output, Tensor) else PackedSequence(
+            output.data.cpu(), output.batch_sizes, output.sorted_indices, output.unsorted_indices)
+        return output, (h_n.cpu(), c_n.cpu())
+    return forward
+
+
+def batch_squeezed(module: nn.LSTM) -> Callable:
+    """A ``.squeeze()`` on the results, which also drops a batch dimension of size 1."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        output, (h_n, c_n) = ref(input, hx)
+        if isinstance(output, Tensor):
+            output = output.squeeze()
+        return output, (h_n.squeeze(), c_n.squeeze())
+    return forward
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+def _special(tag: str) -> Config:
+    return next(c for c in special_cases() if c.tag == tag)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A broken factory, the smallest matrix configuration that catches it, and (where one
+    axis isolates the bug) a control configuration one axis away that passes."""
+
+    name: str
+    factory: Callable
+    smallest: Config
+    control: Config | None = None
+
+    @property
+    def bug(self) -> str:
+        """The first line of the bug's docstring (of the factory, its cell or its layer driver)."""
+        source = getattr(self.factory, "__self__", None)
+        for candidate in (getattr(source, "variant", None), getattr(source, "layers", None), self.factory):
+            if candidate is not None and candidate.__doc__ and candidate.__module__ == __name__:
+                return candidate.__doc__.strip().splitlines()[0]
+        return self.name
+
+
+BASE = Config()
+H0 = replace(BASE, initial_state=True)
+SATURATING = _special("saturating_T200")
+MUTANTS: list[Mutant] = [
+    Mutant("gates_if_swapped", gates_if_swapped, BASE),
+    Mutant("onnx_order_unconverted", onnx_order_unconverted, BASE),
+    Mutant("haiku_order_unconverted", haiku_order_unconverted, BASE),
+    Mutant("forget_bias_added", forget_bias_added, BASE),
+    Mutant("hard_sigmoid_gates", hard_sigmoid_gates, BASE),
+    Mutant("bias_hh_dropped", bias_hh_dropped, BASE, replace(BASE, bias=False)),
+    Mutant("cell_state_clipped", cell_state_clipped, SATURATING,
+           replace(SATURATING, input_scale=1.0, hold_input=False)),
+    Mutant("reverse_outputs_not_reflipped", reverse_outputs_not_reflipped,
+           replace(BASE, bidirectional=True), BASE),
+    Mutant("reverse_direction_runs_forward", reverse_direction_runs_forward,
+           replace(BASE, bidirectional=True), BASE),
+    Mutant("state_direction_major", state_direction_major,
+           replace(BASE, num_layers=2, bidirectional=True), replace(BASE, bidirectional=True)),
+    Mutant("final_state_of_last_layer_only", final_state_of_last_layer_only,
+           replace(BASE, num_layers=2), BASE),
+    Mutant("dropout_in_eval_mode", dropout_in_eval_mode, _special("dropout0.5_eval"),
+           replace(_special("dropout0.5_eval"), dropout=0.0)),
+    Mutant("cell_state_lost_between_chunks", cell_state_lost_between_chunks, SATURATING,
+           replace(SATURATING, seq_len=100)),
+    Mutant("h0_c0_swapped", h0_c0_swapped, H0, BASE),
+    Mutant("initial_state_ignored", initial_state_ignored, H0, BASE),
+    Mutant("batch_first_reshaped", batch_first_reshaped, replace(BASE, batch_first=True), BASE),
+    Mutant("unbatched_as_batch", unbatched_as_batch, replace(BASE, input_form="unbatched"), BASE),
+    Mutant("packed_state_at_padded_end", packed_state_at_padded_end, replace(BASE, input_form="packed"), BASE),
+    Mutant("packed_state_left_sorted", packed_state_left_sorted, replace(BASE, input_form="packed"), BASE),
+    Mutant("weight_hr_reverse_from_forward", weight_hr_reverse_from_forward,
+           replace(BASE, bidirectional=True, proj_size=3), replace(BASE, bidirectional=True)),
+    Mutant("computes_in_float32", computes_in_float32, replace(BASE, dtype="float64"), BASE),
+    Mutant("returns_cpu_tensors", returns_cpu_tensors, replace(BASE, device="cuda", torch_path="cudnn"), BASE),
+    Mutant("batch_squeezed", batch_squeezed, _special("N1"), replace(_special("N1"), batch_size=3)),
+]
