@@ -1,0 +1,236 @@
+"""Other frameworks' layouts: exact round trips, and each conversion run through an independent
+implementation of that layout (onnx.reference's LSTM operator; the Keras and Haiku/TF equations
+written in NumPy here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lstm_ref import layouts
+from lstm_ref.compare import compare_tensor
+from lstm_ref.tolerances import tolerance_for
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "weights.md"
+
+CASES = {
+    "L1-onedir-bias": dict(num_layers=1, bidirectional=False, bias=True),
+    "L2-bidir-bias": dict(num_layers=2, bidirectional=True, bias=True),
+    "L2-onedir-nobias": dict(num_layers=2, bidirectional=False, bias=False),
+    "L1-bidir-nobias": dict(num_layers=1, bidirectional=True, bias=False),
+}
+IN, H, T, N = 3, 5, 6, 2
+
+
+def make_lstm(case: dict, seed: int = 0) -> nn.LSTM:
+    torch.manual_seed(seed)
+    return nn.LSTM(IN, H, dtype=torch.float64, **case).eval()
+
+
+def inputs(case: dict, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    states = case["num_layers"] * (2 if case["bidirectional"] else 1)
+    draw = lambda *shape: torch.randn(*shape, generator=generator, dtype=torch.float64)  # noqa: E731
+    return draw(T, N, IN), draw(states, N, H), draw(states, N, H)
+
+
+def assert_matches(actual: dict[str, np.ndarray], expected: dict[str, torch.Tensor]) -> None:
+    tolerance = tolerance_for(torch.float64, "cpu").over(T)
+    for name, want in expected.items():
+        report = compare_tensor(name, torch.from_numpy(np.ascontiguousarray(actual[name])), want, tolerance)
+        assert report.passed, report.describe()
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_docs_gate_order_table_is_the_module_constant():
+    rows = re.findall(r"^\| `(\w+)` \| ([a-z, ]+) \|", DOCS.read_text(), flags=re.MULTILINE)
+    documented = {layout: tuple(g.strip() for g in gates.split(",")) for layout, gates in rows}
+    assert documented == layouts.GATE_ORDERS
+
+
+@pytest.mark.parametrize("source", sorted(layouts.GATE_ORDERS))
+def test_reorder_gates_there_and_back_is_identity(source):
+    values = np.arange(4 * 3 * 2).reshape(12, 2)
+    moved = layouts.reorder_gates(values, "torch", source)
+    for gate in "ifgo":
+        rows = values[layouts.gate_slice("torch", gate, 3)]
+        assert np.array_equal(moved[layouts.gate_slice(source, gate, 3)], rows)
+    assert np.array_equal(layouts.reorder_gates(moved, source, "torch"), values)
+
+
+# ----------------------------------------------------------------------------- ONNX
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_onnx_round_trips_are_exact(case):
+    state_dict = make_lstm(case).state_dict()
+    back = layouts.onnx_to_torch(layouts.torch_to_onnx(state_dict))
+    assert back.keys() == state_dict.keys()
+    assert all(torch.equal(back[k], v) for k, v in state_dict.items())
+    onnx_layers = layouts.torch_to_onnx(state_dict)
+    again = layouts.torch_to_onnx(layouts.onnx_to_torch(onnx_layers))
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(onnx_layers, again, strict=True) for k in a)
+
+
+def run_onnx_reference(layers: list[dict], x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> dict:
+    """Stacked ONNX LSTM nodes, each run by onnx.reference: Y (T, D, N, H) -> (T, N, D*H) between layers."""
+    onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install 'lstm-ref[onnx]'")
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    directions = layers[0]["W"].shape[0]
+    h_n, c_n = [], []
+    for k, weights in enumerate(layers):
+        names = ["X", "W", "R", "B" if "B" in weights else "", "", "initial_h", "initial_c"]
+        node = helper.make_node("LSTM", names, ["Y", "Y_h", "Y_c"], hidden_size=H,
+                                direction="bidirectional" if directions == 2 else "forward")
+        states = slice(k * directions, (k + 1) * directions)
+        feeds = {"X": x, "W": weights["W"], "R": weights["R"],
+                 "initial_h": h0[states], "initial_c": c0[states]}
+        if "B" in weights:
+            feeds["B"] = weights["B"]
+        graph = helper.make_graph(
+            [node], f"lstm_layer{k}",
+            [helper.make_tensor_value_info(n, TensorProto.DOUBLE, None) for n in feeds],
+            [helper.make_tensor_value_info(n, TensorProto.DOUBLE, None) for n in ("Y", "Y_h", "Y_c")],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+        y, y_h, y_c = ReferenceEvaluator(model).run(None, feeds)
+        x = y.transpose(0, 2, 1, 3).reshape(y.shape[0], y.shape[2], -1)  # (T, N, D*H)
+        h_n.append(y_h)
+        c_n.append(y_c)
+    assert onnx is not None
+    return {"output": x, "h_n": np.concatenate(h_n), "c_n": np.concatenate(c_n)}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_onnx_weights_run_by_onnx_reference_match_torch(case):
+    module = make_lstm(case)
+    x, h0, c0 = inputs(case)
+    with torch.no_grad():
+        output, (h_n, c_n) = module(x, (h0, c0))
+    actual = run_onnx_reference(layouts.torch_to_onnx(module.state_dict()), x.numpy(), h0.numpy(), c0.numpy())
+    assert_matches(actual, {"output": output, "h_n": h_n, "c_n": c_n})
+
+
+def test_onnx_gate_order_bug_is_caught_by_the_reference_check():
+    """Control: torch's order written as if it were ONNX's gives different numbers."""
+    case = CASES["L1-onedir-bias"]
+    module = make_lstm(case)
+    x, h0, c0 = inputs(case)
+    wrong = layouts.torch_to_onnx(module.state_dict())
+    wrong[0]["W"] = layouts.reorder_gates(wrong[0]["W"], "onnx", "torch", axis=1)
+    with torch.no_grad():
+        output, _ = module(x, (h0, c0))
+    actual = run_onnx_reference(wrong, x.numpy(), h0.numpy(), c0.numpy())
+    assert not np.allclose(actual["output"], output.numpy(), atol=1e-3)
+
+
+def test_onnx_rejects_projections_and_peepholes():
+    with pytest.raises(ValueError, match="proj_size=2"):
+        layouts.torch_to_onnx(nn.LSTM(3, 5, proj_size=2).state_dict())
+    onnx_layers = layouts.torch_to_onnx(nn.LSTM(3, 5).state_dict())
+    onnx_layers[0]["P"] = np.ones((1, 15))
+    with pytest.raises(ValueError, match="peephole"):
+        layouts.onnx_to_torch(onnx_layers)
+
+
+# ----------------------------------------------------------------------------- Keras
+
+def keras_lstm(weights: dict, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> tuple:
+    """Keras LSTM (recurrent_activation sigmoid, activation tanh), from its documentation:
+    z = x_t kernel + h recurrent_kernel + bias; i, f, c~, o = split(z, 4);
+    c = sigmoid(f) c + sigmoid(i) tanh(c~); h = sigmoid(o) tanh(c)."""
+    outputs = []
+    for x_t in x:
+        z = x_t @ weights["kernel"] + h @ weights["recurrent_kernel"] + weights.get("bias", 0.0)
+        z_i, z_f, z_c, z_o = np.split(z, 4, axis=-1)
+        c = sigmoid(z_f) * c + sigmoid(z_i) * np.tanh(z_c)
+        h = sigmoid(z_o) * np.tanh(c)
+        outputs.append(h)
+    return np.stack(outputs), h, c
+
+
+def run_keras_equations(layers: list[list[dict]], x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> dict:
+    """Stacked Keras LSTMs; a Bidirectional layer runs the backward LSTM on x reversed in time,
+    reverses its output back and concatenates (merge_mode='concat')."""
+    h_n, c_n = [], []
+    index = 0
+    for directions in layers:
+        outputs = []
+        for direction, weights in enumerate(directions):
+            sequence = x[::-1] if direction else x
+            y, h, c = keras_lstm(weights, sequence, h0[index], c0[index])
+            outputs.append(y[::-1] if direction else y)
+            h_n.append(h)
+            c_n.append(c)
+            index += 1
+        x = np.concatenate(outputs, axis=-1)
+    return {"output": x, "h_n": np.stack(h_n), "c_n": np.stack(c_n)}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_keras_weights_run_by_keras_equations_match_torch(case):
+    module = make_lstm(case)
+    x, h0, c0 = inputs(case)
+    with torch.no_grad():
+        output, (h_n, c_n) = module(x, (h0, c0))
+    keras = layouts.torch_to_keras(module.state_dict())
+    actual = run_keras_equations(keras, x.numpy(), h0.numpy(), c0.numpy())
+    assert_matches(actual, {"output": output, "h_n": h_n, "c_n": c_n})
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_keras_round_trips_are_exact(case):
+    rng = np.random.default_rng(0)
+    keras = [[{"kernel": rng.standard_normal((IN if k == 0 else H * len(ds), 4 * H)),
+               "recurrent_kernel": rng.standard_normal((H, 4 * H)),
+               **({"bias": rng.standard_normal(4 * H)} if case["bias"] else {})}
+              for _ in ds]
+             for k, ds in enumerate([[0, 1] if case["bidirectional"] else [0]] * case["num_layers"])]
+    again = layouts.torch_to_keras(layouts.keras_to_torch(keras))
+    for layer, layer_again in zip(keras, again, strict=True):
+        for weights, weights_again in zip(layer, layer_again, strict=True):
+            assert weights.keys() == weights_again.keys()
+            assert all(np.array_equal(weights[k], weights_again[k]) for k in weights)
+    # torch -> keras -> torch: the weights exactly; the biases as the one sum torch uses
+    state_dict = make_lstm(case).state_dict()
+    back = layouts.keras_to_torch(layouts.torch_to_keras(state_dict))
+    assert back.keys() == state_dict.keys()
+    for key in state_dict:
+        if key.startswith("weight"):
+            assert torch.equal(back[key], state_dict[key]), key
+        elif key.startswith("bias_ih"):
+            hh = key.replace("bias_ih", "bias_hh")
+            assert torch.equal(back[key] + back[hh], state_dict[key] + state_dict[hh]), key
+
+
+# ----------------------------------------------------------------------------- concatenated kernels
+
+@pytest.mark.parametrize("layout", sorted(layouts.RUNTIME_FORGET_BIAS))
+def test_concat_kernel_with_runtime_forget_bias_matches_torch_cell(layout):
+    """The layout's equations, gates = [x, h] kernel + bias + forget_bias on f, against nn.LSTMCell."""
+    torch.manual_seed(0)
+    cell = nn.LSTMCell(IN, H, dtype=torch.float64)
+    x, h0, c0 = (torch.randn(N, n, dtype=torch.float64) for n in (IN, H, H))
+    with torch.no_grad():
+        h_expected, c_expected = cell(x, (h0, c0))
+    converted = layouts.torch_cell_to_concat_kernel(cell.state_dict(), layout)
+    z = np.concatenate([x.numpy(), h0.numpy()], axis=1) @ converted["kernel"] + converted["bias"]
+    gates = dict(zip(layouts.GATE_ORDERS[layout], np.split(z, 4, axis=1), strict=True))
+    gates["f"] = gates["f"] + layouts.RUNTIME_FORGET_BIAS[layout]
+    c = sigmoid(gates["f"]) * c0.numpy() + sigmoid(gates["i"]) * np.tanh(gates["g"])
+    h = sigmoid(gates["o"]) * np.tanh(c)
+    assert_matches({"h": h, "c": c}, {"h": h_expected, "c": c_expected})
+    back = layouts.concat_kernel_to_torch_cell(converted["kernel"], converted["bias"], IN, layout)
+    assert torch.equal(back["weight_ih"], cell.weight_ih) and torch.equal(back["weight_hh"], cell.weight_hh)
+    # folding adds and removes forget_bias: exact up to one rounding of b_f + forget_bias
+    torch.testing.assert_close(back["bias_ih"] + back["bias_hh"], (cell.bias_ih + cell.bias_hh).detach(),
+                               rtol=0, atol=4e-16)
