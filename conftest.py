@@ -13,3 +13,5 @@ from hypothesis import settings
 settings.register_profile("ci", max_examples=30, deadline=None)
 settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+pytest_plugins = ("pytester",)

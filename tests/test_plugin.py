@@ -1,0 +1,93 @@
+"""The pytest plugin end to end (in-process pytester runs of the installed suite)."""
+
+from pathlib import Path
+
+import pytest
+
+import lstm_ref.suite
+
+SUITE = ["--pyargs", "lstm_ref.suite.test_forward", "-p", "no:cacheprovider"]
+TEST_FILE = Path(lstm_ref.suite.__file__).parent / "test_forward.py"
+ONE_CONFIG = [f"{TEST_FILE}::test_forward[L2-bidir-seq_first-bias-noproj-dense-h0-float32-cpu-{path}]"
+              for path in ("onednn", "native")]
+L1_GRID = "L1-onedir-seq_first-bias-noproj and not dropout and not T1000"
+
+
+@pytest.fixture
+def run(pytester):
+    pytester.syspathinsert()
+
+    def run(*args, suite=SUITE):
+        return pytester.runpytest(*suite, *args)
+    return run
+
+
+def test_default_candidate_passes_and_header_names_it(run):
+    result = run(*ONE_CONFIG, suite=[])
+    result.assert_outcomes(passed=2)  # onednn and native torch paths
+    result.stdout.fnmatch_lines(["lstm_ref: implementation under test lstm_ref:LSTM.from_torch"])
+
+
+def test_candidate_from_the_command_line_fails_where_broken(run):
+    result = run(*ONE_CONFIG, "--lstm-impl", "tests.mutants:gates_if_swapped", suite=[])
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*output: *elements out of tolerance*", "*reproduce: lstm_ref.conformance*"])
+
+
+def test_unsupported_configurations_are_skipped_and_counted(run, pytester):
+    pytester.makepyfile(partial_impl='''
+        import lstm_ref
+        from torch.nn.utils.rnn import PackedSequence
+
+        def make(module):
+            ref = lstm_ref.LSTM.from_torch(module)
+            def forward(input, hx=None):
+                if isinstance(input, PackedSequence):
+                    raise NotImplementedError("no packed input")
+                return ref(input, hx)
+            return forward
+    ''')
+    result = run("-k", L1_GRID, "--lstm-dtype", "float64", "--lstm-device", "cpu",
+                 "--lstm-impl", "partial_impl:make")
+    result.assert_outcomes(passed=8, skipped=4)
+    result.stdout.fnmatch_lines(["*skipped configurations of partial_impl:make*",
+                                 "4 unsupported by the candidate"])
+
+
+def test_cuda_configurations_are_skipped_with_a_reason(run):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: CUDA configurations run")
+    result = run("-k", "L1-onedir-seq_first-bias-noproj-dense-zero_state", "--lstm-dtype", "float64", "-rs")
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(["1 device unavailable", "*device unavailable: CUDA is not available*"])
+
+
+def test_skip_file_skips_by_pattern_and_warns_about_stale_patterns(run, pytester):
+    skips = pytester.makefile(".txt", skips="# known gaps\n*-packed-*\nno-such-config   # stale\n")
+    result = run("-k", L1_GRID, "--lstm-dtype", "float32", "--lstm-device", "cpu",
+                 "--lstm-skips", str(skips))
+    result.assert_outcomes(passed=8, skipped=4)
+    result.stdout.fnmatch_lines(["*pattern 'no-such-config' matches no collected test*",
+                                 "4 listed in the skip file"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--lstm-impl", "no_such_module:make"], "*cannot import module 'no_such_module'*"),
+    (["--lstm-impl", "lstm_ref:nothing"], "*module 'lstm_ref' has no attribute 'nothing'*"),
+    (["--lstm-impl", "lstm_ref.LSTM"], "*must look like MODULE:ATTR*"),
+    (["--lstm-impl", "lstm_ref:__version__"], "*is a str, not a callable factory*"),
+    (["--lstm-device", "tpu"], "*--lstm-device: unknown*tpu*"),
+    (["--lstm-skips", "/no/such/file"], "*--lstm-skips: cannot read*"),
+])
+def test_usage_errors(run, args, message):
+    result = run("--collect-only", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_ids_read_like_the_configuration_and_k_selects_on_them(run):
+    result = run("--collect-only", "-q", "--lstm-device", "cpu", "-k", "L3 and bidir and batch_first and packed and h0")
+    result.stdout.fnmatch_lines(["*test_forward[[]L3-bidir-batch_first-*-packed-h0-*[]]"])
+    assert "unbatched" not in result.stdout.str()
