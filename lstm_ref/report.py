@@ -35,7 +35,10 @@ def summary_line(results: list[Result], seconds: float) -> str:
 
 
 def axis_table(results: list[Result]) -> str:
-    """One row per axis value: counts per status and the worst error as a multiple of tolerance."""
+    """One row per axis value: counts per status and the worst error as a multiple of tolerance.
+
+    A value is flagged when it has failures while another value of the same axis has none.
+    """
     rows: dict[tuple[str, str], Counter] = defaultdict(Counter)
     worst: dict[tuple[str, str], float] = defaultdict(float)
     for result in results:
@@ -47,8 +50,10 @@ def axis_table(results: list[Result]) -> str:
             worst[key, str(value)] = max(worst[key, str(value)], result.worst_ratio)
     header = f"{'axis':<14}{'value':<24}" + "".join(f"{s:>12}" for s in STATUSES) + f"{'worst/tol':>11}"
     lines = [header, "-" * len(header)]
+    clean_axes = {key for (key, _), tally in rows.items() if tally[PASSED] and not tally[FAILED]}
     for (key, value), tally in sorted(rows.items(), key=lambda row: GROUP_KEYS.index(row[0][0])):
-        flag = "  <-- failures" if tally[FAILED] and tally[PASSED] else ""
+        # failures here but none at another value of the same axis: this axis isolates the bug
+        flag = "  <-- fails only at some values" if tally[FAILED] and key in clean_axes else ""
         lines.append(
             f"{key:<14}{value:<24}" + "".join(f"{tally[s]:>12}" for s in STATUSES)
             + f"{worst[key, value]:>11.3g}{flag}"

@@ -1,0 +1,42 @@
+"""lstm-ref check's table and its versioned JSON report."""
+
+import json
+
+from lstm_ref import cli
+from lstm_ref.configs import quick_matrix
+from lstm_ref.report import REPORT_VERSION
+
+
+def test_json_report_has_every_configuration_its_errors_and_the_environment(tmp_path, capsys):
+    path = tmp_path / "report.json"
+    assert cli.main(["check", "--quick", "--seed", "3", "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert report["report_version"] == REPORT_VERSION
+    environment = report["environment"]
+    assert environment["seed"] == 3 and environment["implementation"] == "lstm_ref:LSTM.from_torch"
+    assert {"torch", "python", "platform", "cuda_device", "tf32"} <= set(environment)
+    assert [r["config"]["id"] for r in report["results"]] == [c.id for c in quick_matrix(("cpu",))]
+    assert report["summary"]["passed"] == len(report["results"])
+    for result in report["results"]:
+        assert result["status"] == "passed"
+        assert [t["name"] for t in result["tensors"]][-2:] == ["h_n", "c_n"]
+        for tensor in result["tensors"]:
+            assert 0 <= tensor["tolerance_ratio"] < 1 and tensor["max_abs"] >= 0
+            assert len(tensor["worst_index"]) > 0
+    assert f"report written to {path}" in capsys.readouterr().out
+
+
+def test_table_flags_the_axis_value_that_fails(capsys):
+    assert cli.main(["check", "--quick", "--dtype", "float64", "--impl", "tests.mutants:reverse_direction_runs_forward"]) == 1
+    rows = {tuple(line.split()[:2]): line for line in capsys.readouterr().out.splitlines() if line[:1].isalpha()}
+    assert rows["bidirectional", "False"].split()[3] == "0"  # the failed column
+    assert rows["bidirectional", "True"].split()[3] != "0"
+    assert rows["bidirectional", "True"].endswith("<-- fails only at some values")
+    assert not rows["num_layers", "2"].endswith("values")  # fails at every layer count
+
+
+def test_failures_are_described_with_a_reproducer(capsys):
+    cli.main(["check", "--quick", "--impl", "tests.mutants:gates_if_swapped", "--show-failures", "1"])
+    out = capsys.readouterr().out
+    assert out.count("reproduce: lstm_ref.conformance.check_forward(") == 1
+    assert "more failures (--show-failures N, or --json)" in out
