@@ -166,8 +166,10 @@ def error_against(
 def measure_accuracy(config: Config, factory: Factory | str | None = None, seed: int = 0) -> AccuracyReport:
     """torch's and the candidate's error against the oracle on ``config``'s forward pass.
 
-    Raises NotImplementedError when the candidate does, and ValueError for a
-    configuration whose dtype has no accuracy factor (float64 is the oracle's own).
+    Raises NotImplementedError when the candidate does, ValueError for a
+    configuration whose dtype has no accuracy factor (float64 is the oracle's own)
+    and TypeError when the candidate's results are not of the configuration's dtype
+    (a float32 run answered in float64 would look more accurate than it is).
     """
     if config.dtype not in ACCURACY_FACTOR:
         raise ValueError(
@@ -197,6 +199,8 @@ def measure_accuracy(config: Config, factory: Factory | str | None = None, seed:
         step_dim = time_dim(config) if name == "output" else None
         got_torch = padded(expected[0], config) if index == 0 else expected[1][index - 1]
         got_candidate = padded(actual[0], config) if index == 0 else actual[1][index - 1]
+        if got_candidate.dtype != dtype:
+            raise TypeError(f"the candidate's {name} is {got_candidate.dtype}, expected {dtype}")
         torch_error = error_against(got_torch, truth[index], dtype, step_dim)
         candidate_error = error_against(got_candidate, truth[index], dtype, step_dim)
         allowed = factor * torch_error.max_abs + floor
@@ -238,13 +242,14 @@ def plot(report: AccuracyReport, path: str | Path) -> None:
     output = report.tensor("output")
     steps = np.arange(len(output.torch.per_step))
     figure, axes = pyplot.subplots(figsize=(9, 4.5), dpi=110)
+    window = max(1, len(steps) // 200)
     for label, stats, color in [
         (f"torch.nn.LSTM {config.dtype} ({config.torch_path})", output.torch, "tab:blue"),
         (f"{report.spec} {config.dtype}", output.candidate, "tab:orange"),
     ]:
         errors = np.maximum(np.asarray(stats.per_step), np.finfo(np.float64).tiny)
         axes.plot(steps, errors, color=color, linewidth=0.6, alpha=0.35)
-        axes.plot(steps, _running_max(errors, max(1, len(steps) // 200)), color=color, linewidth=1.6,
+        axes.plot(steps, _running_max(errors, window), color=color, linewidth=1.6,
                   label=f"{label}: max {stats.max_abs:.3g}, {stats.max_ulp:.3g} ULP")
     axes.set_yscale("log")
     axes.set_xlabel("time step t")
@@ -254,7 +259,8 @@ def plot(report: AccuracyReport, path: str | Path) -> None:
         f"I={config.input_size}, H={config.hidden_size}, layers={config.num_layers}, "
         f"x ~ {config.input_scale:g}·N(0,1){', held' if config.hold_input else ''}", fontsize=10)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=8, loc="lower right", title_fontsize=8,
+                title="thin: every step" + (f"; thick: max over {window} steps" if window > 1 else ""))
     figure.tight_layout()
     figure.savefig(path)
     pyplot.close(figure)
@@ -335,7 +341,10 @@ def run_accuracy(args) -> int:
     try:
         report = measure_accuracy(config, factory, args.seed)
     except NotImplementedError as error:
-        print(f"unsupported by the candidate: {error}")
+        print(f"unsupported by the candidate: {error or 'NotImplementedError'}")
+        return 1
+    except Exception as error:  # the candidate's failure is a verdict, not a crash of the command
+        print(f"no verdict: {type(error).__name__}: {error}")
         return 1
     report.spec = spec
     print(report.describe())

@@ -1,0 +1,169 @@
+"""Accuracy against the float64 oracle: the measurements, the verdict and ``lstm-ref accuracy``."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import sys
+import types
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lstm_ref import accuracy, cli
+from lstm_ref.configs import Config
+from lstm_ref.tolerances import ACCURACY_FACTOR, ACCURACY_FLOOR
+
+#: Small configurations covering the layouts the accuracy run pads and transposes.
+CONFIGS = [
+    Config(num_layers=2, bidirectional=True, initial_state=True, seq_len=12, hidden_size=16, input_size=8),
+    Config(batch_first=True, proj_size=3, input_form="packed", initial_state=True, seq_len=9, batch_size=4),
+    Config(num_layers=2, input_form="unbatched", initial_state=True, seq_len=7),
+]
+
+
+def computed_in(dtype: torch.dtype) -> Callable[[nn.LSTM], Callable]:
+    """A candidate factory that computes in ``dtype`` and returns the module's dtype: a port whose
+    kernel silently works one precision lower."""
+    def factory(module: nn.LSTM) -> Callable:
+        low = copy.deepcopy(module).to(dtype)
+        original = next(module.parameters()).dtype
+
+        def call(input, hx=None):
+            state = None if hx is None else tuple(s.to(dtype) for s in hx)
+            output, (h_n, c_n) = low(input.to(dtype), state)
+            return output.to(original), (h_n.to(original), c_n.to(original))
+        return call
+    return factory
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda config: config.id)
+@pytest.mark.parametrize("impl", ["lstm_ref", "torch"])
+def test_lstm_ref_and_torch_other_path_are_as_accurate_as_torch(config: Config, impl: str) -> None:
+    report = accuracy.measure_accuracy(config, impl)
+    assert report.as_accurate, report.describe()
+    output = report.tensor("output")
+    assert len(output.torch.per_step) == len(output.candidate.per_step) == config.seq_len
+    for tensor in report.tensors:
+        for errors in (tensor.torch, tensor.candidate):
+            assert 0 < errors.max_abs < 1e-5, report.describe()  # float32 rounding: not zero, not large
+
+
+@pytest.mark.parametrize("low", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_float32_computed_one_precision_lower_is_less_accurate(low: torch.dtype) -> None:
+    report = accuracy.measure_accuracy(CONFIGS[0], computed_in(low))
+    assert not report.as_accurate
+    output = report.tensor("output")
+    assert output.candidate.max_abs > 100 * output.torch.max_abs, report.describe()
+    assert "LESS ACCURATE" in report.describe()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_lstm_ref_is_as_accurate_as_torch_in_half_precision(dtype: str) -> None:
+    config = Config(num_layers=2, bidirectional=True, initial_state=True, seq_len=20, dtype=dtype)
+    report = accuracy.measure_accuracy(config, "lstm_ref")
+    assert report.as_accurate, report.describe()
+    epsilon = torch.finfo(config.torch_dtype).eps
+    assert report.tensor("output").torch.max_abs > epsilon / 64  # the run really was in half precision
+
+
+def test_verdict_is_factor_times_torch_error_plus_floor() -> None:
+    report = accuracy.measure_accuracy(CONFIGS[0], "lstm_ref")
+    for tensor in report.tensors:
+        expected = ACCURACY_FACTOR["float32"] * tensor.torch.max_abs + ACCURACY_FLOOR["float32"]
+        assert tensor.allowed == pytest.approx(expected)
+        tensor.candidate.max_abs = tensor.allowed * 1.01
+        assert not tensor.as_accurate
+    assert not report.as_accurate
+
+
+def test_float64_is_the_oracle_not_a_measured_dtype() -> None:
+    with pytest.raises(ValueError, match="float64 oracle is the reference"):
+        accuracy.measure_accuracy(Config(dtype="float64"), "lstm_ref")
+
+
+def test_error_against_counts_ulps_at_unit_scale_and_matching_non_finite_values_as_exact() -> None:
+    one_ulp = 2.0**-23
+    truth = np.array([[1.0, 4.0, 1e-3, np.nan, np.inf], [0.5, -2.0, 0.0, 1.0, -np.inf]])
+    actual = torch.tensor([[1.0 + one_ulp, 4.0 + 4 * one_ulp, 1e-3, np.nan, np.inf],
+                           [0.5, -2.0, 0.0, 1.0, -np.inf]], dtype=torch.float64)
+    errors = accuracy.error_against(actual, truth, torch.float32, step_dim=1)
+    assert errors.max_abs == 4 * one_ulp
+    assert errors.max_ulp == 1.0  # 1 ULP at 1.0 and at 4.0 (whose ULP is 4x larger)
+    assert errors.per_step == [one_ulp, 4 * one_ulp, 0.0, 0.0, 0.0]
+    actual[1, 3] = math.nan  # NaN where the truth is finite
+    assert math.isinf(accuracy.error_against(actual, truth, torch.float32).max_abs)
+    with pytest.raises(ValueError, match=r"shape \[2, 4\] against the oracle's \[2, 5\]"):
+        accuracy.error_against(actual[:, :4], truth, torch.float32)
+
+
+def run_cli(*argv: str) -> int:
+    return cli.main(["accuracy", "--seq-len", "15", "--batch", "2", "--input-size", "4", "--hidden", "8",
+                     *argv])
+
+
+def test_cli_writes_the_per_step_csv_and_the_plot(tmp_path, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    table, image = tmp_path / "errors.csv", tmp_path / "errors.png"
+    assert run_cli("--layers", "2", "--bidirectional", "--csv", str(table), "--plot", str(image)) == 0
+    rows = list(csv.reader(table.open()))
+    assert rows[0] == ["step", "torch_max_abs_error", "candidate_max_abs_error"]
+    assert [int(row[0]) for row in rows[1:]] == list(range(15))
+    assert all(0 < float(value) < 1e-5 for row in rows[1:] for value in row[1:])
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = capsys.readouterr().out
+    assert "is as accurate as torch" in out and "c_n" in out
+
+
+def test_cli_exits_1_for_a_less_accurate_candidate(tmp_path, monkeypatch, capsys) -> None:
+    module = types.ModuleType("half_precision_port")
+    module.make = computed_in(torch.bfloat16)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    assert run_cli("--impl", "half_precision_port:make", "--csv", str(tmp_path / "e.csv")) == 1
+    assert "half_precision_port:make is less accurate than torch" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seq-len", "0"], "--seq-len must be a positive integer"),
+        (["--device", "tpu"], "--device"),
+        (["--impl", "no_such_module_xyz:make"], "cannot import module"),
+    ],
+    ids=["zero_steps", "unknown_device", "unknown_impl"],
+)
+def test_cli_usage_errors_exit_2(argv: list[str], message: str, tmp_path, capsys) -> None:
+    assert run_cli("--csv", str(tmp_path / "e.csv"), *argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_plot_without_matplotlib_is_a_usage_error(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert run_cli("--csv", str(tmp_path / "e.csv"), "--plot", str(tmp_path / "e.png")) == 2
+    assert "pip install 'lstm-ref[plot]'" in capsys.readouterr().err
+    assert not (tmp_path / "e.csv").exists()  # refused before running anything
+
+
+def test_cli_reports_a_candidate_that_raises(tmp_path, monkeypatch, capsys) -> None:
+    module = types.ModuleType("raising_port")
+
+    def unsupported(lstm: nn.LSTM) -> Callable:
+        raise NotImplementedError("no projections")
+
+    def broken(lstm: nn.LSTM) -> Callable:
+        raise RuntimeError("kernel launch failed")
+    module.unsupported, module.broken = unsupported, broken
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    assert run_cli("--impl", "raising_port:unsupported", "--csv", str(tmp_path / "e.csv")) == 1
+    assert "unsupported by the candidate: no projections" in capsys.readouterr().out
+    assert run_cli("--impl", "raising_port:broken", "--csv", str(tmp_path / "e.csv")) == 1
+    assert "no verdict: RuntimeError: kernel launch failed" in capsys.readouterr().out
+
+
+def test_a_candidate_answering_in_another_dtype_gets_no_verdict() -> None:
+    with pytest.raises(TypeError, match="output is torch.float64, expected torch.float32"):
+        accuracy.measure_accuracy(CONFIGS[0], lambda module: computed_in(torch.float64)(module.double()))
