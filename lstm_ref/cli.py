@@ -1,7 +1,7 @@
 """The ``lstm-ref`` command: ``check`` here, other subcommands from COMMAND_MODULES.
 
     lstm-ref check [--impl MODULE:ATTR] [--device auto|cpu|cuda|all] [--dtype float32,float64]
-                   [--quick] [--seed N] [--json PATH] [--show-failures N]
+                   [--quick] [--grad] [--seed N] [--json PATH] [--show-failures N] [--timeout SECONDS]
 
 Exit codes: 0 every configuration passed (skipped and unsupported ones
 allowed), 1 any configuration failed, 2 usage error.
@@ -15,19 +15,23 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from lstm_ref import configs
 from lstm_ref.candidates import DEFAULT_IMPL, CandidateError, load_factory
-from lstm_ref.conformance import FAILED, check_forward
+from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, check_forward
+from lstm_ref.gradients import check_gradients
 from lstm_ref.report import axis_table, summary_line, write_json
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 #: Modules that add subcommands: each defines ``add_commands(subparsers)``, whose parsers
 #: set ``run`` (a function of the parsed args returning the exit code) as a default.
-COMMAND_MODULES: tuple[str, ...] = ("lstm_ref.weights", "lstm_ref.vectors", "lstm_ref.accuracy")
+COMMAND_MODULES: tuple[str, ...] = (
+    "lstm_ref.weights", "lstm_ref.vectors", "lstm_ref.accuracy", "lstm_ref.bench_report",
+)
 
 
 class UsageError(Exception):
@@ -38,7 +42,9 @@ def choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
     chosen = allowed if text == "all" else tuple(p.strip() for p in text.split(",") if p.strip())
     unknown = [c for c in chosen if c not in allowed]
     if unknown or not chosen:
-        raise UsageError(f"--{what}: unknown {', '.join(unknown) or repr(text)}; choose from {', '.join(allowed)} or all")
+        raise UsageError(
+            f"--{what}: unknown {', '.join(unknown) or repr(text)}; choose from {', '.join(allowed)} or all"
+        )
     return chosen
 
 
@@ -75,20 +81,31 @@ class Progress:
 
 def run_check(args: argparse.Namespace) -> int:
     spec, factory = load_factory(args.impl)
+    if args.json and not Path(args.json).absolute().parent.is_dir():  # say so before a long run
+        raise UsageError(f"--json: directory {Path(args.json).absolute().parent} does not exist")
     devices = devices_for(args.device)
     dtypes = choices(args.dtype, configs.DTYPES, "dtype")
     matrix = (configs.quick_matrix if args.quick else configs.default_matrix)(devices, dtypes)
+    grad_matrix = []
+    if args.grad:
+        grad_matrix = (configs.quick_gradient_matrix if args.quick else configs.gradient_matrix)(devices, dtypes)
     print(f"lstm-ref check: {spec} against torch.nn.LSTM {torch.__version__}; "
-          f"{len(matrix)} configurations on {','.join(devices)} in {','.join(dtypes)}, seed {args.seed}")
-    progress = Progress(len(matrix))
+          f"{len(matrix)} configurations on {','.join(devices)} in {','.join(dtypes)}, seed {args.seed}"
+          + (f"; gradients on {len(grad_matrix)}" if args.grad else ""))
+    progress = Progress(len(matrix) + len(grad_matrix))
     started = time.perf_counter()
     results = []
     for config in matrix:
-        result = check_forward(config, factory, args.seed)
-        results.append(result)
-        progress.step(result.status == FAILED)
+        results.append(check_forward(config, factory, args.seed, timeout=args.timeout))
+        progress.step(results[-1].status == FAILED)
+    for config in grad_matrix:
+        results.append(check_gradients(config, factory, args.seed))
+        progress.step(results[-1].status == FAILED)
     seconds = time.perf_counter() - started
-    print(axis_table(results))
+    print(axis_table([r for r in results if r.check == "forward"]))
+    if args.grad:
+        print("gradients (d loss / d input, h0, c0, parameters):")
+        print(axis_table([r for r in results if r.check == "gradients"]))
     failures = [r for r in results if r.status == FAILED]
     for result in failures[: args.show_failures]:
         print(result.describe())
@@ -99,6 +116,17 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"report written to {args.json}")
     print(summary_line(results, seconds))
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def seconds(text: str) -> float:
+    """A --timeout value: seconds >= 0 (0: no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,10 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"comma list from {', '.join(configs.DTYPES)}, or all (default: all)")
     check.add_argument("--quick", action="store_true",
                        help="a small subset: every axis value at least once and three special cases")
+    check.add_argument("--grad", action="store_true",
+                       help="also compare gradients with torch's backward over the gradient matrix "
+                            "(its quick subset with --quick); a candidate without autograd history "
+                            "is reported unsupported")
     check.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     check.add_argument("--json", metavar="PATH", help="write the versioned JSON report to PATH")
     check.add_argument("--show-failures", type=int, default=10, metavar="N",
                        help="describe at most N failures (default 10)")
+    check.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                       help=f"fail a configuration whose candidate takes longer than SECONDS "
+                            f"(default {DEFAULT_TIMEOUT:g}; 0: no limit)")
     check.set_defaults(run=run_check)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(commands)

@@ -7,15 +7,21 @@ a verdict. The pytest plugin and ``lstm-ref check`` both call
 Every configuration seeds its own generator from ``(seed, config.seed_key)``, so a
 result does not depend on which other configurations ran, in which order or
 in which process.
+
+A candidate that hangs fails its configuration after ``timeout`` seconds: the
+candidate runs in a worker thread that the harness stops waiting for (Python
+cannot stop a thread: a timed-out worker is a daemon left running in the
+background, and exits with the process).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -28,6 +34,10 @@ from lstm_ref.configs import Config
 from lstm_ref.tolerances import tolerance_for
 
 PASSED, FAILED, UNSUPPORTED, SKIPPED = "passed", "failed", "unsupported", "skipped"
+
+#: Seconds a candidate may take on one configuration (factory and forward call) before the
+#: configuration fails as timed out; the CLI's --timeout and the plugin's --lstm-timeout.
+DEFAULT_TIMEOUT = 300.0
 
 
 @dataclass
@@ -57,6 +67,7 @@ class Result:
     tensors: list[TensorReport] = field(default_factory=list)
     message: str = ""
     seconds: float = 0.0
+    check: str = "forward"            # which check produced it: forward | gradients
 
     @property
     def worst_ratio(self) -> float:
@@ -67,12 +78,14 @@ class Result:
         lines = [f"{self.config.id}: {self.status}" + (f": {self.message}" if self.message else "")]
         lines += [f"  {t.describe()}" for t in self.tensors if not t.passed]
         if self.status == FAILED:
-            lines.append(f"  reproduce: {self.config.reproducer()}")
+            function = "lstm_ref.gradients.check_gradients" if self.check == "gradients" else None
+            lines.append(f"  reproduce: {self.config.reproducer(function)}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
         return {
-            "config": self.config.as_dict(), "status": self.status, "message": self.message,
+            "config": self.config.as_dict(), "check": self.check, "status": self.status,
+            "message": self.message,
             "seconds": self.seconds, "tensors": [t.as_dict() for t in self.tensors],
         }
 
@@ -206,8 +219,45 @@ def compare_outputs(config: Config, actual: object, expected: tuple, inputs: Inp
     return reports
 
 
-def check_forward(config: Config, factory: Factory | str | None = None, seed: int = 0) -> Result:
-    """Compare the candidate made by ``factory`` with torch.nn.LSTM on ``config``'s forward pass."""
+class CandidateTimeout(Exception):
+    """The candidate did not return within the configuration's time limit."""
+
+
+def call_with_timeout(function: Callable[[], object], timeout: float | None) -> object:
+    """``function()``'s result (or its exception, re-raised) if it returns within ``timeout``
+    seconds, else CandidateTimeout. ``None`` or 0: no limit, called in this thread.
+
+    With a limit it runs in a daemon worker thread; a worker that outlives its limit is left
+    behind (Python threads cannot be stopped) and does not keep the process alive.
+    """
+    if not timeout:
+        return function()
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # handed to the waiting thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=work, name="lstm-ref-candidate", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise CandidateTimeout(f"timed out after {timeout:g}s")
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]
+
+
+def check_forward(
+    config: Config, factory: Factory | str | None = None, seed: int = 0, timeout: float | None = None
+) -> Result:
+    """Compare the candidate made by ``factory`` with torch.nn.LSTM on ``config``'s forward pass.
+
+    ``timeout``: seconds the candidate (factory and call together) may take before the
+    configuration fails as timed out; None or 0 for no limit.
+    """
     if factory is None or isinstance(factory, str):
         factory = load_factory(factory)[1]
     skip = cuda_skip_reason(config)
@@ -219,11 +269,18 @@ def check_forward(config: Config, factory: Factory | str | None = None, seed: in
     reference_inputs = inputs.clone()
     with torch.no_grad(), torch_path(config.torch_path):
         expected = reference(reference_inputs.input, reference_inputs.hx)
-    try:
+
+    def run_candidate() -> object:  # in a worker thread when timed: no_grad is per thread
         candidate = factory(copy.deepcopy(reference))
         candidate_inputs = inputs.clone()
         with torch.no_grad(), _cuda_no_tf32(config):
-            actual = candidate(candidate_inputs.input, candidate_inputs.hx)
+            return candidate(candidate_inputs.input, candidate_inputs.hx)
+
+    try:
+        actual = call_with_timeout(run_candidate, timeout)
+    except CandidateTimeout as error:
+        return Result(config, FAILED, message=f"candidate {error} (the per-configuration limit)",
+                      seconds=time.perf_counter() - started)
     except NotImplementedError as error:
         return Result(config, UNSUPPORTED, message=str(error) or "NotImplementedError",
                       seconds=time.perf_counter() - started)

@@ -12,10 +12,11 @@ arithmetic, never torch's recurrent kernels. What makes it fast:
 * the gate rows are reordered once, i, f, g, o -> i, f, o, g, so one sigmoid
   covers i, f, o and one tanh covers g;
 * under ``torch.no_grad()`` (or when nothing requires grad) each step works in
-  place on preallocated buffers: ``X_proj[t] += h W_hh^T`` (addmm_), then
-  ``sigmoid_``/``tanh_`` on views of it, ``c = f*c + i*g`` (mul_, addcmul_),
-  and ``h = o * tanh(c)`` written straight into the output buffer;
-* per-step views are made up front with one ``split``/``unbind`` call.
+  place on preallocated buffers: ``gates = X_proj[t] + h W_hh^T`` (addmm, out=)
+  into one gate buffer, then ``sigmoid_``/``tanh_`` on views of it made once,
+  ``c = f*c + i*g`` (mul_, addcmul_), and ``h = o * tanh(c)`` written straight
+  into the output buffer, which is the next step's h: seven ATen calls a step,
+  no allocation and no view made inside the loop of a dense batch.
 
 When gradients are needed (grad mode on and a parameter, the input or the
 state requires grad) the same algorithm runs out of place, so autograd
@@ -73,12 +74,13 @@ def _run_inplace(
 ) -> Tensor:
     """One direction over time, in place, no autograd.
 
-    x_proj: (rows, 4H) gate pre-activations from the input (overwritten);
+    x_proj: (rows, 4H) gate pre-activations from the input;
     out: (rows, H_out) view of the output buffer, written step by step;
     h: (B_0, H_out) initial hidden state (not modified); c: (B_0, H) initial
-    cell state, updated in place to c_n. Per step t with B_t rows:
+    cell state, updated in place to c_n. Per step t with B_t rows, in a
+    (B_0, 4H) gate buffer whose views i, f, o, g are made once:
 
-        gates = x_proj[t] + h[:B_t] W_hh^T          (B_t, 4H), in place
+        gates = x_proj[t] + h[:B_t] W_hh^T          (B_t, 4H)
         i, f, o = sigmoid(gates[:, :3H]);  g = tanh(gates[:, 3H:])
         c[:B_t] = f * c[:B_t] + i * g
         out[t] = o * tanh(c[:B_t])                   (then @ W_hr^T with projections)
@@ -86,43 +88,44 @@ def _run_inplace(
     Returns h_n (B_0, H_out).
     """
     hidden = c.shape[1]
-    dense = batch_sizes[0] == batch_sizes[-1]
-    if dense:
-        steps = x_proj.view(len(batch_sizes), batch_sizes[0], -1)
-        gate_steps = steps.unbind(0)
-        out_steps = out.view(len(batch_sizes), batch_sizes[0], -1).unbind(0) if out.is_contiguous() \
-            else out.split(batch_sizes)
-    else:
-        gate_steps = x_proj.split(batch_sizes)
-        out_steps = out.split(batch_sizes)
-    sigmoid_steps = x_proj[:, : 3 * hidden].split(batch_sizes)
-    in_steps = x_proj[:, :hidden].split(batch_sizes)
-    forget_steps = x_proj[:, hidden : 2 * hidden].split(batch_sizes)
-    out_gate_steps = x_proj[:, 2 * hidden : 3 * hidden].split(batch_sizes)
-    cell_steps = x_proj[:, 3 * hidden :].split(batch_sizes)
+    gates = x_proj.new_empty(batch_sizes[0], 4 * hidden)
     tanh_c = c.new_empty(c.shape)
-    w_hh_t, w_hr_t = d.w_hh_t, d.w_hr_t
-    state = h if dense else h.clone()
     order = range(len(batch_sizes) - 1, -1, -1) if reverse else range(len(batch_sizes))
+    w_hh_t, w_hr_t = d.w_hh_t, d.w_hr_t
+    if batch_sizes[0] == batch_sizes[-1]:  # dense: every step has all N rows
+        steps, batch = len(batch_sizes), batch_sizes[0]
+        x_steps = x_proj.view(steps, batch, -1).unbind(0)
+        out_steps = out.view(steps, batch, -1).unbind(0)
+        activated, cellgate = gates[:, : 3 * hidden], gates[:, 3 * hidden :]
+        ingate, forgetgate, outgate = activated.chunk(3, dim=1)
+        for t in order:
+            torch.addmm(x_steps[t], h, w_hh_t, out=gates)
+            activated.sigmoid_()
+            cellgate.tanh_()
+            c.mul_(forgetgate).addcmul_(ingate, cellgate)
+            torch.tanh(c, out=tanh_c)
+            if w_hr_t is None:
+                torch.mul(outgate, tanh_c, out=out_steps[t])
+            else:
+                torch.mm(tanh_c.mul_(outgate), w_hr_t, out=out_steps[t])
+            h = out_steps[t]
+        return h
+    state = h.clone()  # packed: rows past B_t keep their state
+    x_steps, out_steps = x_proj.split(batch_sizes), out.split(batch_sizes)
     for t in order:
         rows = batch_sizes[t]
-        h_prev = state if dense else state[:rows]
-        c_t = c if dense else c[:rows]
-        gate_steps[t].addmm_(h_prev, w_hh_t)
-        sigmoid_steps[t].sigmoid_()
-        cell_steps[t].tanh_()
-        c_t.mul_(forget_steps[t]).addcmul_(in_steps[t], cell_steps[t])
-        tanh_t = tanh_c if dense else tanh_c[:rows]
+        step_gates, c_t, tanh_t = gates[:rows], c[:rows], tanh_c[:rows]
+        torch.addmm(x_steps[t], state[:rows], w_hh_t, out=step_gates)
+        step_gates[:, : 3 * hidden].sigmoid_()
+        cellgate = step_gates[:, 3 * hidden :].tanh_()
+        ingate, forgetgate, outgate = step_gates[:, : 3 * hidden].chunk(3, dim=1)
+        c_t.mul_(forgetgate).addcmul_(ingate, cellgate)
         torch.tanh(c_t, out=tanh_t)
         if w_hr_t is None:
-            torch.mul(out_gate_steps[t], tanh_t, out=out_steps[t])
+            torch.mul(outgate, tanh_t, out=out_steps[t])
         else:
-            tanh_t.mul_(out_gate_steps[t])
-            torch.mm(tanh_t, w_hr_t, out=out_steps[t])
-        if dense:
-            state = out_steps[t]
-        else:
-            h_prev.copy_(out_steps[t])
+            torch.mm(tanh_t.mul_(outgate), w_hr_t, out=out_steps[t])
+        state[:rows].copy_(out_steps[t])
     return state
 
 
@@ -172,8 +175,8 @@ class FastLSTM:
         return self._layers
 
     def _build_layers(self, detach: bool) -> list[list[_Direction]]:
-        return [[_Direction(self.module, layer, direction, detach) for direction in range(self.num_directions)]
-                for layer in range(self.module.num_layers)]
+        return [[_Direction(self.module, layer, direction, detach)
+                 for direction in range(self.num_directions)] for layer in range(self.module.num_layers)]
 
     def __call__(
         self, input: Tensor | PackedSequence, hx: State | None = None
@@ -215,7 +218,7 @@ class FastLSTM:
         layers_directions = m.num_layers * self.num_directions
         shapes = ((layers_directions, batch, h_out), (layers_directions, batch, m.hidden_size))
         if hx is not None:
-            for index, (state, shape) in enumerate(zip(hx, shapes)):
+            for index, (state, shape) in enumerate(zip(hx, shapes, strict=True)):
                 if tuple(state.shape) != shape:
                     raise RuntimeError(f"Expected hidden[{index}] size {shape}, got {list(state.shape)}")
                 _check_tensor(state, weight, f"hidden[{index}]")
@@ -262,7 +265,8 @@ class FastLSTM:
             output = data.new_empty(data.shape[0], self.num_directions * h_out)
             for direction, d in enumerate(directions):
                 index = layer * self.num_directions + direction
-                out_view = output if self.num_directions == 1 else output[:, direction * h_out:(direction + 1) * h_out]
+                columns = slice(direction * h_out, (direction + 1) * h_out)
+                out_view = output if self.num_directions == 1 else output[:, columns]
                 h_last = _run_inplace(d, d.project_input(data), out_view, h0[index], c_n[index],
                                       batch_sizes, reverse=direction == 1)
                 h_n[index].copy_(h_last)

@@ -48,6 +48,7 @@ from lstm_ref.conformance import (
 from lstm_ref.tolerances import tolerance_for
 
 NO_HISTORY = "no autograd history: output, h_n and c_n do not require grad"
+UNUSABLE_OUTPUTS = "the candidate's outputs cannot be differentiated against torch's"
 PLAIN_CALLABLE = "parameters not compared: the candidate is not an nn.Module with named_parameters"
 
 
@@ -87,30 +88,34 @@ def _unpack(result: object, expected: tuple) -> tuple[list[Tensor], list[TensorR
     try:
         output, (h_n, c_n) = result  # type: ignore[misc]
     except (TypeError, ValueError):
-        return [], [TensorReport("result", False, f"expected (output, (h_n, c_n)), got {type(result).__name__}")]
+        got = type(result).__name__
+        return [], [TensorReport("result", False, f"expected (output, (h_n, c_n)), got {got}")]
     out_expected, (h_expected, c_expected) = expected
     if isinstance(out_expected, PackedSequence):
         if not isinstance(output, PackedSequence):
-            return [], [TensorReport("output", False, f"expected a PackedSequence, got {type(output).__name__}")]
+            got = type(output).__name__
+            return [], [TensorReport("output", False, f"expected a PackedSequence, got {got}")]
         output, out_expected = output.data, out_expected.data
     problems = []
-    for name, got, want in (("output", output, out_expected), ("h_n", h_n, h_expected), ("c_n", c_n, c_expected)):
+    pairs = (("output", output, out_expected), ("h_n", h_n, h_expected), ("c_n", c_n, c_expected))
+    for name, got, want in pairs:
         if not isinstance(got, Tensor):
             problems.append(TensorReport(name, False, f"expected a Tensor, got {type(got).__name__}"))
         elif got.shape != want.shape:
-            problems.append(TensorReport(name, False, f"shape {list(got.shape)}, expected {list(want.shape)}"))
+            shapes = f"shape {list(got.shape)}, expected {list(want.shape)}"
+            problems.append(TensorReport(name, False, shapes))
     return [output, h_n, c_n], problems
 
 
 def weighted_loss(tensors: list[Tensor], weights: tuple[Tensor, ...]) -> Tensor:
     """``sum_k sum(w_k * t_k)``; tensors without autograd history contribute a constant."""
-    return sum((tensor * weight).sum() for tensor, weight in zip(tensors, weights))  # type: ignore[return-value]
+    return sum((tensor * weight).sum() for tensor, weight in zip(tensors, weights, strict=True))  # type: ignore[return-value]
 
 
 def _gradients(loss: Tensor, named: list[tuple[str, Tensor]]) -> dict[str, Tensor]:
     """d loss / d tensor for each named leaf; a leaf the loss does not reach gets zeros."""
     grads = torch.autograd.grad(loss, [t for _, t in named], allow_unused=True, materialize_grads=True)
-    return {name: grad for (name, _), grad in zip(named, grads)}
+    return {name: grad for (name, _), grad in zip(named, grads, strict=True)}
 
 
 def candidate_parameters(candidate: object, reference: nn.LSTM) -> tuple[list[tuple[str, Tensor]], str]:
@@ -138,6 +143,12 @@ def candidate_parameters(candidate: object, reference: nn.LSTM) -> tuple[list[tu
     return matched, note
 
 
+def _tagged(result: Result) -> Result:
+    """Mark ``result`` as a gradient verdict (``Result.check``), for tables and JSON that mix both checks."""
+    result.check = "gradients"
+    return result
+
+
 def check_gradients(config: Config, factory: Factory | str | None = None, seed: int = 0) -> Result:
     """Compare the candidate's gradients with torch.nn.LSTM's on ``config``.
 
@@ -149,21 +160,22 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
         factory = load_factory(factory)[1]
     skip = cuda_skip_reason(config)
     if skip:
-        return Result(config, SKIPPED, message=skip)
+        return _tagged(Result(config, SKIPPED, message=skip))
     if not config.initial_state:
-        raise ValueError(f"{config.id}: gradient configurations need initial_state=True (gradients to h0, c0)")
+        raise ValueError(f"{config.id}: gradient configurations need initial_state=True (for h0, c0)")
     started = time.perf_counter()
 
     def finish(status: str, reports: list[TensorReport] | None = None, message: str = "") -> Result:
-        return Result(config, status, reports or [], message, time.perf_counter() - started)
+        return _tagged(Result(config, status, reports or [], message, time.perf_counter() - started))
 
     reference = build_reference(config, seed)
     inputs = make_inputs(config, seed)
     expected_leaves = _Leaves(inputs)
-    with torch_path(config.torch_path):
+    with torch.enable_grad(), torch_path(config.torch_path):
         expected = reference(expected_leaves.input, (expected_leaves.h0, expected_leaves.c0))
         weights = loss_weights(config, expected, seed)
-        expected_flat = [expected[0].data if isinstance(expected[0], PackedSequence) else expected[0], *expected[1]]
+        expected_output = expected[0].data if isinstance(expected[0], PackedSequence) else expected[0]
+        expected_flat = [expected_output, *expected[1]]
         expected_grads = _gradients(weighted_loss(expected_flat, weights),
                                     expected_leaves.named() + list(reference.named_parameters()))
 
@@ -174,7 +186,7 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
             result = candidate(leaves.input, (leaves.h0, leaves.c0))
             tensors, problems = _unpack(result, expected)
             if problems:
-                return finish(FAILED, problems, "the candidate's outputs cannot be differentiated against torch's")
+                return finish(FAILED, problems, UNUSABLE_OUTPUTS)
             loss = weighted_loss(tensors, weights)
             if not loss.requires_grad:
                 return finish(UNSUPPORTED, message=NO_HISTORY)

@@ -22,7 +22,7 @@ import torch
 
 from lstm_ref import configs
 from lstm_ref.candidates import DEFAULT_IMPL, CandidateError, load_factory
-from lstm_ref.conformance import FAILED, SKIPPED, UNSUPPORTED, Result
+from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, SKIPPED, UNSUPPORTED, Result
 
 UNSUPPORTED_PREFIX = "unsupported by the candidate"
 SKIP_FILE_PREFIX = "listed in the skip file"
@@ -40,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lstm-dtype", default=",".join(configs.DTYPES), metavar="DTYPES",
                     help=f"comma-separated dtypes (default {','.join(configs.DTYPES)})")
     group.addoption("--lstm-seed", type=int, default=0, help="base seed (default 0)")
+    group.addoption("--lstm-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                    help=f"fail a configuration whose candidate takes longer than SECONDS "
+                         f"(default {DEFAULT_TIMEOUT:g}; 0: no limit)")
     group.addoption("--lstm-skips", default=None, metavar="FILE",
                     help="file of test-id patterns (fnmatch, one a line, # comments) to skip")
 
@@ -62,6 +65,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_FACTORY] = (spec, factory)
     config.stash[_DEVICES] = parse_choices(config.getoption("--lstm-device"), configs.DEVICES, "device")
     config.stash[_DTYPES] = parse_choices(config.getoption("--lstm-dtype"), configs.DTYPES, "dtype")
+    timeout = config.getoption("--lstm-timeout")
+    if not 0 <= timeout < float("inf"):
+        raise pytest.UsageError(f"--lstm-timeout: expected a finite number of seconds >= 0, got {timeout}")
     config.pluginmanager.register(SkipCounter(spec), "lstm_ref-skip-counter")
 
 
@@ -96,6 +102,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def lstm_factory(pytestconfig: pytest.Config):
     """The factory of the implementation under test (``--lstm-impl``)."""
     return pytestconfig.stash[_FACTORY][1]
+
+
+@pytest.fixture(scope="session")
+def lstm_timeout(pytestconfig: pytest.Config) -> float:
+    """Seconds the candidate may take on one configuration (``--lstm-timeout``; 0: no limit)."""
+    return pytestconfig.getoption("--lstm-timeout")
 
 
 @pytest.fixture(scope="session")

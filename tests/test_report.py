@@ -27,7 +27,8 @@ def test_json_report_has_every_configuration_its_errors_and_the_environment(tmp_
 
 
 def test_table_flags_the_axis_value_that_fails(capsys):
-    assert cli.main(["check", "--quick", "--dtype", "float64", "--impl", "tests.mutants:reverse_direction_runs_forward"]) == 1
+    mutant = "tests.mutants:reverse_direction_runs_forward"
+    assert cli.main(["check", "--quick", "--dtype", "float64", "--impl", mutant]) == 1
     rows = {tuple(line.split()[:2]): line for line in capsys.readouterr().out.splitlines() if line[:1].isalpha()}
     assert rows["bidirectional", "False"].split()[3] == "0"  # the failed column
     assert rows["bidirectional", "True"].split()[3] != "0"

@@ -9,5 +9,5 @@ from lstm_ref.conformance import check_forward
 from lstm_ref.plugin import settle
 
 
-def test_forward(lstm_config, lstm_factory, lstm_seed):
-    settle(check_forward(lstm_config, lstm_factory, lstm_seed))
+def test_forward(lstm_config, lstm_factory, lstm_seed, lstm_timeout):
+    settle(check_forward(lstm_config, lstm_factory, lstm_seed, timeout=lstm_timeout))

@@ -1,0 +1,1 @@
+"""pytest-benchmark benchmarks of the LSTM time-step loop (see docs/benchmarks.md)."""
