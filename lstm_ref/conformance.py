@@ -273,7 +273,7 @@ def check_forward(
     def run_candidate() -> object:  # in a worker thread when timed: no_grad is per thread
         candidate = factory(copy.deepcopy(reference))
         candidate_inputs = inputs.clone()
-        with torch.no_grad(), _cuda_no_tf32(config):
+        with torch.no_grad(), cuda_no_tf32(config):
             return candidate(candidate_inputs.input, candidate_inputs.hx)
 
     try:
@@ -292,5 +292,6 @@ def check_forward(
     return Result(config, status, reports, seconds=time.perf_counter() - started)
 
 
-def _cuda_no_tf32(config: Config) -> contextlib.AbstractContextManager:
+def cuda_no_tf32(config: Config) -> contextlib.AbstractContextManager:
+    """For a candidate's run: plain float32 matmuls on CUDA, nothing elsewhere."""
     return no_tf32_matmul() if config.device_type == "cuda" else contextlib.nullcontext()

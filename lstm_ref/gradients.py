@@ -38,7 +38,7 @@ from lstm_ref.conformance import (
     UNSUPPORTED,
     Inputs,
     Result,
-    _cuda_no_tf32,
+    cuda_no_tf32,
     build_reference,
     cuda_skip_reason,
     make_inputs,
@@ -182,7 +182,7 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
     try:
         candidate = factory(copy.deepcopy(reference))
         leaves = _Leaves(inputs)
-        with torch.enable_grad(), _cuda_no_tf32(config):
+        with torch.enable_grad(), cuda_no_tf32(config):
             result = candidate(leaves.input, (leaves.h0, leaves.c0))
             tensors, problems = _unpack(result, expected)
             if problems:

@@ -140,6 +140,8 @@ def _reverse_runs_forward(steps, h0, c0, layers, dropout=0.0, training=False, ce
     """A "bidirectional" port whose second direction also runs forward in time."""
     final_h, final_c = [], []
     for layer, directions in enumerate(layers):
+        if layer > 0 and dropout > 0 and training:
+            steps = [torch.nn.functional.dropout(step, p=dropout) for step in steps]
         per_direction = []
         for direction, weights in enumerate(directions):
             index = layer * len(directions) + direction
