@@ -233,8 +233,10 @@ def call_with_timeout(function: Callable[[], object], timeout: float | None) -> 
     if not timeout:
         return function()
     outcome: dict[str, object] = {}
+    threads = torch.get_num_threads()  # the intra-op thread count is per thread: carry it over
 
     def work() -> None:
+        torch.set_num_threads(threads)
         try:
             outcome["value"] = function()
         except BaseException as error:  # handed to the waiting thread
