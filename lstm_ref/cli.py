@@ -39,13 +39,10 @@ class UsageError(Exception):
 
 
 def choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
-    chosen = allowed if text == "all" else tuple(p.strip() for p in text.split(",") if p.strip())
-    unknown = [c for c in chosen if c not in allowed]
-    if unknown or not chosen:
-        raise UsageError(
-            f"--{what}: unknown {', '.join(unknown) or repr(text)}; choose from {', '.join(allowed)} or all"
-        )
-    return chosen
+    try:
+        return configs.parse_choices(text, allowed)
+    except ValueError as error:
+        raise UsageError(f"--{what}: {error}") from None
 
 
 def devices_for(text: str) -> tuple[str, ...]:

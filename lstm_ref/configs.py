@@ -128,6 +128,15 @@ class Config:
         return f"{function or 'lstm_ref.conformance.check_forward'}(lstm_ref.configs.Config({args}))"
 
 
+def parse_choices(text: str, allowed: Sequence[str]) -> tuple[str, ...]:
+    """A comma list of axis values (or ``all``); ValueError naming what is unknown and what is allowed."""
+    chosen = tuple(allowed) if text == "all" else tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        raise ValueError(f"unknown {', '.join(unknown) or repr(text)}; choose from {', '.join(allowed)} or all")
+    return chosen
+
+
 def grid(axes: dict[str, Sequence] | None = None, **fixed) -> list[Config]:
     """The cross product of ``axes`` (default: AXES), each point with every torch path of its device."""
     axes = AXES if axes is None else axes

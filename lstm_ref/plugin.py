@@ -48,12 +48,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def parse_choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
-    """Split a comma list, accept 'all', and reject unknown names with a usage error."""
-    chosen = allowed if text == "all" else tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [c for c in chosen if c not in allowed]
-    if unknown or not chosen:
-        raise pytest.UsageError(f"--lstm-{what}: unknown {unknown or text!r}; choose from {', '.join(allowed)} or all")
-    return chosen
+    """configs.parse_choices, its ValueError turned into pytest's usage error."""
+    try:
+        return configs.parse_choices(text, allowed)
+    except ValueError as error:
+        raise pytest.UsageError(f"--lstm-{what}: {error}") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
