@@ -37,18 +37,8 @@ def _reordered(module: nn.LSTM, read_as: str) -> LSTM:
     return ref
 
 
-class _CellVariant(LSTM):
-    """lstm_ref.LSTM with its one-step function replaced."""
-
-    variant: Callable = staticmethod(lstm_cell)
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.cell = self.variant
-
-
 def _with_cell(cell: Callable) -> Callable[[nn.LSTM], LSTM]:
-    variant = type("CellVariant", (_CellVariant,), {"variant": staticmethod(cell)})
+    variant = type("CellVariant", (LSTM,), {"cell": staticmethod(cell)})
     return variant.from_torch
 
 
@@ -341,7 +331,7 @@ class Mutant:
     def bug(self) -> str:
         """The first line of the bug's docstring (of the factory, its cell or its layer driver)."""
         source = getattr(self.factory, "__self__", None)
-        for candidate in (getattr(source, "variant", None), getattr(source, "layers", None), self.factory):
+        for candidate in (getattr(source, "cell", None), getattr(source, "layers", None), self.factory):
             if candidate is not None and candidate.__doc__ and candidate.__module__ == __name__:
                 return candidate.__doc__.strip().splitlines()[0]
         return self.name
