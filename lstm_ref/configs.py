@@ -87,6 +87,11 @@ class Config:
         return 2 if self.bidirectional else 1
 
     @property
+    def time_dim(self) -> int:
+        """The time axis of a dense (unpacked) input or output: 1 when batch_first and batched, else 0."""
+        return 1 if self.batch_first and self.input_form == "dense" else 0
+
+    @property
     def id(self) -> str:
         parts = [
             f"L{self.num_layers}",
@@ -126,6 +131,11 @@ class Config:
                    if getattr(self, f.name) != f.default}
         args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
         return f"{function or 'lstm_ref.conformance.check_forward'}(lstm_ref.configs.Config({args}))"
+
+
+def parameter_suffix(layer: int, direction: int) -> str:
+    """torch's parameter-name suffix for one layer and direction: ``_l{layer}`` or ``_l{layer}_reverse``."""
+    return f"_l{layer}" + ("_reverse" if direction == 1 else "")
 
 
 def parse_choices(text: str, allowed: Sequence[str]) -> tuple[str, ...]:

@@ -212,8 +212,7 @@ def compare_outputs(config: Config, actual: object, expected: tuple, inputs: Inp
             reports.append(compare_tensor("output", out_actual.data, out_expected.data, tolerance,
                                           batch_sizes=out_expected.batch_sizes))
     else:
-        time_dim = 1 if config.batch_first and config.input_form == "dense" else 0
-        reports.append(compare_tensor("output", out_actual, out_expected, tolerance, time_dim=time_dim))
+        reports.append(compare_tensor("output", out_actual, out_expected, tolerance, time_dim=config.time_dim))
     reports.append(compare_tensor("h_n", h_actual, h_expected, tolerance))
     reports.append(compare_tensor("c_n", c_actual, c_expected, tolerance))
     return reports

@@ -206,7 +206,7 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
             if isinstance(inputs.input, PackedSequence):
                 timing: dict = {"batch_sizes": inputs.input.batch_sizes}
             else:
-                timing = {"time_dim": 1 if config.batch_first and config.input_form == "dense" else 0}
+                timing = {"time_dim": config.time_dim}
         else:
             timing = {}
         reports.append(compare_tensor(f"grad.{name}", actual, expected_grads[name], tolerance, **timing))
