@@ -21,11 +21,27 @@ AXES: dict[str, tuple] = {
     "batch_first": (False, True),
     "bias": (True, False),
     "proj_size": (0, 3),
-    "input_form": ("dense", "unbatched", "packed"),
+    # packed: pack_padded_sequence(enforce_sorted=False) of unsorted lengths; packed_sorted: lengths
+    # sorted by decreasing length and enforce_sorted=True (sorted_indices is None); packed_list:
+    # pack_sequence of a list of unsorted sequences
+    "input_form": ("dense", "unbatched", "packed", "packed_sorted", "packed_list"),
+    # the memory the input and states occupy, same values: contiguous; transposed (made contiguous
+    # with two dimensions swapped, then swapped back); strided (every other element of a larger
+    # NaN-filled tensor, at a storage offset); expanded (a stride-0 batch or time dimension)
+    "layout": ("contiguous", "transposed", "strided", "expanded"),
     "initial_state": (False, True),
     "dtype": ("float32", "float64"),
     "device": ("cpu", "cuda"),
 }
+
+#: The cross product of every axis is too large to run: the full grid takes the first values of
+#: the input forms and layouts, and the other ways of packing and the non-contiguous layouts run
+#: over the sub-grids of the axes they interact with (directions, batch_first, states, layers).
+FULL_GRID: dict[str, tuple] = dict(AXES, input_form=("dense", "unbatched", "packed"), layout=("contiguous",))
+PACKING_GRID: dict[str, tuple] = dict(FULL_GRID, num_layers=(1, 2), bias=(True,), proj_size=(0,),
+                                      input_form=("packed_sorted", "packed_list"))
+LAYOUT_GRID: dict[str, tuple] = dict(FULL_GRID, num_layers=(2,), bias=(True,), proj_size=(0,),
+                                     initial_state=(True,), layout=AXES["layout"][1:])
 
 #: Which torch code path computes the expected values, per device type. On
 #: CPU torch dispatches float32 LSTMs to oneDNN (mkldnn) unless disabled;
@@ -35,6 +51,7 @@ AXES: dict[str, tuple] = {
 TORCH_PATHS: dict[str, tuple[str, ...]] = {"cpu": ("onednn", "native"), "cuda": ("cudnn",)}
 
 INPUT_FORMS = AXES["input_form"]
+LAYOUTS = AXES["layout"]
 DTYPES = AXES["dtype"]
 DEVICES = AXES["device"]
 
@@ -48,7 +65,8 @@ class Config:
     batch_first: bool = False
     bias: bool = True
     proj_size: int = 0            # 0: no projection; else P < hidden_size
-    input_form: str = "dense"     # dense (T,N,I) | unbatched (T,I) | packed (unequal, unsorted lengths)
+    input_form: str = "dense"     # dense (T,N,I) | unbatched (T,I) | packed | packed_sorted | packed_list
+    layout: str = "contiguous"    # contiguous | transposed | strided | expanded: the memory of input and states
     initial_state: bool = False   # False: hx=None; True: random h0 and c0 (c0 != h0)
     dtype: str = "float32"
     device: str = "cpu"
@@ -61,11 +79,17 @@ class Config:
     train: bool = False           # module in training mode (dropout active)
     input_scale: float = 1.0      # x ~ input_scale * N(0, 1); ~30 saturates the gates
     hold_input: bool = False      # x_t = x_0 for all t: saturated gates stay put and |c| grows ~T
+    batch_split: bool = False     # the candidate runs twice, on two halves of the batch in permuted
+                                  # order, and its results are put back together: batch invariance
     tag: str = ""                 # a special case's name, part of the id
 
     def __post_init__(self) -> None:
         if self.input_form not in INPUT_FORMS:
             raise ValueError(f"input_form must be one of {INPUT_FORMS}, got {self.input_form!r}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.batch_split and (self.input_form != "dense" or self.batch_size < 2):
+            raise ValueError("batch_split needs a dense input of at least two sequences")
         if self.dtype not in ("float16", "bfloat16", "float32", "float64"):
             raise ValueError(f"dtype must be a floating dtype name, got {self.dtype!r}")
         if self.torch_path not in TORCH_PATHS.get(self.device_type, ()):
@@ -87,6 +111,11 @@ class Config:
         return 2 if self.bidirectional else 1
 
     @property
+    def packed(self) -> bool:
+        """The input is a PackedSequence (one of the packed input forms)."""
+        return self.input_form.startswith("packed")
+
+    @property
     def time_dim(self) -> int:
         """The time axis of a dense (unpacked) input or output: 1 when batch_first and batched, else 0."""
         return 1 if self.batch_first and self.input_form == "dense" else 0
@@ -100,7 +129,9 @@ class Config:
             "bias" if self.bias else "nobias",
             f"proj{self.proj_size}" if self.proj_size else "noproj",
             self.input_form,
+            *([self.layout] if self.layout != "contiguous" else []),
             "h0" if self.initial_state else "zero_state",
+            *(["split"] if self.batch_split else []),
             self.dtype,
             self.device,
             self.torch_path,
@@ -148,8 +179,8 @@ def parse_choices(text: str, allowed: Sequence[str]) -> tuple[str, ...]:
 
 
 def grid(axes: dict[str, Sequence] | None = None, **fixed) -> list[Config]:
-    """The cross product of ``axes`` (default: AXES), each point with every torch path of its device."""
-    axes = AXES if axes is None else axes
+    """The cross product of ``axes`` (default: FULL_GRID), each point with every torch path of its device."""
+    axes = FULL_GRID if axes is None else axes
     configs = []
     for values in itertools.product(*axes.values()):
         point = dict(zip(axes, values), **fixed)
@@ -185,13 +216,22 @@ def special_cases(device: str = "cpu", dtype: str = "float32", torch_path: str |
         # wider than the grid's toy sizes: a realistic layer
         replace(base, num_layers=2, bidirectional=True, input_size=64, hidden_size=128,
                 batch_size=8, seq_len=20, tag="H128"),
+        # sizes past a tile and not a multiple of it (8/16/32): a kernel's remainder tiles
+        replace(base, num_layers=2, bidirectional=True, input_size=19, hidden_size=37,
+                batch_size=17, seq_len=9, tag="H37_N17"),
+        # batch invariance: two calls on permuted halves of the batch give the whole batch's results
+        replace(base, num_layers=2, bidirectional=True, batch_size=4, batch_split=True, tag="batch_split"),
+        replace(base, batch_first=True, initial_state=False, batch_size=4, batch_split=True,
+                tag="batch_split_zero_state"),
     ]
 
 
 def default_matrix(devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DTYPES) -> list[Config]:
-    """The full default set: the grid over AXES, then the special cases, per device and dtype."""
-    axes = dict(AXES, device=tuple(devices), dtype=tuple(dtypes))
-    configs = grid(axes)
+    """The full default set: the full grid, the packing and layout sub-grids, then the special
+    cases, per device and dtype."""
+    chosen = dict(device=tuple(devices), dtype=tuple(dtypes))
+    configs = [config for axes in (FULL_GRID, PACKING_GRID, LAYOUT_GRID) for config in grid(dict(axes, **chosen))]
+    axes = dict(AXES, **chosen)
     for device in axes["device"]:
         for dtype in axes["dtype"]:
             for path in TORCH_PATHS[torch.device(device).type]:
@@ -200,12 +240,15 @@ def default_matrix(devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DTY
 
 
 def gradient_matrix(devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DTYPES) -> list[Config]:
-    """The backward-pass grid: layers {1, 2}, every other axis, always with initial states."""
-    axes = dict(AXES, num_layers=(1, 2), initial_state=(True,), device=tuple(devices), dtype=tuple(dtypes))
-    return grid(axes)
+    """The backward-pass grid: layers {1, 2}, every other axis of the full grid, always with
+    initial states; then the other ways of packing and the non-contiguous layouts, one layer."""
+    chosen = dict(initial_state=(True,), device=tuple(devices), dtype=tuple(dtypes))
+    variants = dict(chosen, num_layers=(1,), batch_first=(False,))
+    return (grid(dict(FULL_GRID, **chosen, num_layers=(1, 2)))
+            + grid(dict(PACKING_GRID, **variants)) + grid(dict(LAYOUT_GRID, **variants)))
 
 
-QUICK_SPECIAL_CASES = ("dropout0.5_eval", "saturating_T200", "N1")
+QUICK_SPECIAL_CASES = ("dropout0.5_eval", "saturating_T200", "N1", "batch_split_zero_state")
 
 
 def quick_gradient_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[str] = DTYPES) -> list[Config]:
@@ -216,7 +259,7 @@ def quick_gradient_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[st
 
 
 def quick_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[str] = DTYPES) -> list[Config]:
-    """A small subset: every axis value at least once (not every combination), five grid
+    """A small subset: every axis value at least once (not every combination), ten grid
     points per device and dtype plus the special cases named in QUICK_SPECIAL_CASES."""
     configs = []
     for device in devices:
@@ -230,6 +273,13 @@ def quick_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[str] = DTYP
                 replace(base, num_layers=2, bidirectional=True, proj_size=3, input_form="unbatched",
                         initial_state=True),
                 replace(base, bidirectional=True, input_form="packed", batch_first=True, initial_state=True),
+                replace(base, num_layers=2, bidirectional=True, input_form="packed_sorted", initial_state=True),
+                replace(base, input_form="packed_list", batch_first=True),
+                replace(base, num_layers=2, initial_state=True, layout="transposed"),
+                replace(base, num_layers=2, bidirectional=True, batch_first=True, input_form="packed",
+                        initial_state=True, layout="strided"),
+                replace(base, num_layers=2, bidirectional=True, batch_first=True, initial_state=True,
+                        layout="expanded"),
             ]
             configs += [c for c in special_cases(device, dtype, path) if c.tag in QUICK_SPECIAL_CASES]
     return configs

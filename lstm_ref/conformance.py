@@ -22,11 +22,11 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pack_sequence
 
 from lstm_ref.candidates import Factory, load_factory
 from lstm_ref.compare import TensorReport, compare_tensor
@@ -42,20 +42,98 @@ DEFAULT_TIMEOUT = 300.0
 
 @dataclass
 class Inputs:
-    """A configuration's input and initial state, built on the CPU and moved to the device."""
+    """A configuration's input and initial state: contiguous values, and the memory layout the
+    candidate receives them in (``Config.layout``). The values are the pristine copy against
+    which the candidate's tensors are checked for in-place changes after each call."""
 
     input: Tensor | PackedSequence
     hx: tuple[Tensor, Tensor] | None
     lengths: Tensor | None = None   # per-sequence lengths of a packed input, in batch order
+    layout: str = "contiguous"
+    stride0_dims: tuple[int, int] = (0, 0)  # the input's and the states' expanded dimension
+    batch_index: list[int] | None = None    # for a part of the batch: which sequences of the whole
+
+    def batch_part(self, index: Tensor, config: Config) -> Inputs:
+        """The sequences ``index`` names (a dense input's batch dimension, the states' dimension 1)."""
+        device_index = index.to(self.input.device)
+        return replace(self, input=self.input.index_select(config.time_dim ^ 1, device_index),  # type: ignore[union-attr]
+                       hx=None if self.hx is None else tuple(s.index_select(1, device_index) for s in self.hx),
+                       batch_index=index.tolist())
 
     def clone(self) -> Inputs:
+        """Contiguous copies of the values (what torch's side runs on)."""
+        return self._copied("contiguous")
+
+    def laid_out(self) -> Inputs:
+        """Fresh copies of the values in the configuration's layout (what the candidate receives)."""
+        return self._copied(self.layout)
+
+    def _copied(self, layout: str) -> Inputs:
+        input_dim, state_dim = self.stride0_dims
         if isinstance(self.input, PackedSequence):
-            cloned = PackedSequence(self.input.data.clone(), self.input.batch_sizes,
-                                    self.input.sorted_indices, self.input.unsorted_indices)
+            copied: Tensor | PackedSequence = PackedSequence(
+                lay_out(self.input.data, layout, input_dim), self.input.batch_sizes.clone(),
+                *(None if i is None else i.clone() for i in (self.input.sorted_indices, self.input.unsorted_indices)))
         else:
-            cloned = self.input.clone()
-        hx = None if self.hx is None else (self.hx[0].clone(), self.hx[1].clone())
-        return Inputs(cloned, hx, self.lengths)
+            copied = lay_out(self.input, layout, input_dim)
+        hx = None if self.hx is None else tuple(lay_out(s, layout, state_dim) for s in self.hx)
+        return replace(self, input=copied, hx=hx)  # type: ignore[arg-type]
+
+    def named(self) -> list[tuple[str, Tensor | None]]:
+        """Every tensor a call receives, by the name a report gives it."""
+        if isinstance(self.input, PackedSequence):
+            named: list[tuple[str, Tensor | None]] = [
+                ("input.data", self.input.data), ("input.batch_sizes", self.input.batch_sizes),
+                ("input.sorted_indices", self.input.sorted_indices),
+                ("input.unsorted_indices", self.input.unsorted_indices)]
+        else:
+            named = [("input", self.input)]
+        if self.hx is not None:
+            named += [("h0", self.hx[0]), ("c0", self.hx[1])]
+        return named
+
+    def modified_in(self, received: Inputs) -> list[TensorReport]:
+        """A failed report for each tensor of ``received`` (what a candidate was given) whose
+        values or shape are no longer this pristine copy's: torch never writes to its arguments."""
+        reports = []
+        for (name, pristine), (_, got) in zip(self.named(), received.named()):
+            if pristine is None or got is None:
+                continue
+            if got.shape != pristine.shape:
+                reports.append(TensorReport(name, False, f"candidate resized {name} in place: "
+                                            f"{list(pristine.shape)} became {list(got.shape)}"))
+                continue
+            now, before = got.detach().cpu(), pristine.cpu()
+            changed = ~((now == before) | (now.isnan() & before.isnan()) if now.is_floating_point() else now == before)
+            count = int(changed.sum())
+            if count:
+                first = [int(i) for i in changed.nonzero()[0]]
+                reports.append(TensorReport(name, False, f"candidate modified {name} in place: "
+                                            f"{count}/{changed.numel()} elements changed, first at {first}"))
+        return reports
+
+
+def lay_out(tensor: Tensor, layout: str, stride0_dim: int = 0) -> Tensor:
+    """A fresh tensor (or a view of one) holding ``tensor``'s values in the memory ``layout`` names.
+
+    contiguous: a plain copy. transposed: dimensions 0 and 1 swapped in memory (what
+    ``x.transpose(0, 1)`` of a batch_first tensor gives). strided: every other element of the
+    last dimension of a larger NaN-filled tensor, at storage offset 1 (a slice of a bigger
+    buffer). expanded: dimension ``stride0_dim`` has stride 0 (``tensor`` must be constant along it).
+    """
+    if layout == "contiguous":
+        return tensor.clone(memory_format=torch.contiguous_format)
+    if layout == "transposed":
+        return tensor.transpose(0, 1).contiguous().transpose(0, 1)
+    if layout == "strided":
+        wider = torch.full((*tensor.shape[:-1], 2 * tensor.shape[-1] + 1), float("nan"),
+                           dtype=tensor.dtype, device=tensor.device)
+        view = wider[..., 1::2]
+        view.copy_(tensor)
+        return view
+    if layout == "expanded":
+        return tensor.narrow(stride0_dim, 0, 1).clone().expand_as(tensor)
+    raise ValueError(f"unknown layout {layout!r}")
 
 
 @dataclass
@@ -144,9 +222,11 @@ def make_inputs(config: Config, seed: int = 0) -> Inputs:
     """Input x ~ input_scale*N(0,1) (held at x_0 if hold_input) and, if asked,
     h0, c0 ~ N(0,1) drawn independently.
 
-    dense: (T, N, I) or (N, T, I); unbatched: (T, I); packed: N sequences of
-    distinct lengths in [1, T] (the longest T) in shuffled order, packed with
-    enforce_sorted=False.
+    dense: (T, N, I) or (N, T, I); unbatched: (T, I); packed: N sequences of distinct lengths
+    in [1, T] (the longest T) in shuffled order, packed with enforce_sorted=False; packed_sorted:
+    the lengths sorted by decreasing length, enforce_sorted=True; packed_list: ``pack_sequence``
+    of the N sequences as a list. For the expanded layout the values are constant along the
+    dimension that will have stride 0 (the batch; time when unbatched; the packed rows).
     """
     generator = torch.Generator().manual_seed(seed_for(config, seed) + 1)
     T, N, I = config.seq_len, config.batch_size, config.input_size
@@ -168,12 +248,44 @@ def make_inputs(config: Config, seed: int = 0) -> Inputs:
     else:
         x = draw(steps, N, I, scale=config.input_scale).expand(T, N, I)
         state_shape = (layers, N)
-    x = x.contiguous()
     hx = (draw(*state_shape, h_out), draw(*state_shape, config.hidden_size)) if config.initial_state else None
-    if config.input_form == "packed":
+    input_dim, state_dim = stride0_dims(config)
+    if config.layout == "expanded":
+        if not config.packed:
+            x = x.narrow(input_dim, 0, 1).expand_as(x)
+        hx = None if hx is None else tuple(s.narrow(state_dim, 0, 1).expand_as(s).contiguous() for s in hx)
+    x = x.contiguous()
+    if config.packed:
         lengths = unequal_lengths(T, N, generator)
-        x = pack_padded_sequence(x, lengths, batch_first=config.batch_first, enforce_sorted=False)
-    return Inputs(x, hx, lengths)
+        x = pack(x, lengths, config)
+        if config.layout == "expanded":
+            x = x._replace(data=x.data[:1].expand_as(x.data).contiguous())
+        if config.input_form == "packed_sorted":
+            lengths = lengths.sort(descending=True).values
+    return Inputs(x, hx, lengths, config.layout, (input_dim, state_dim))  # type: ignore[arg-type]
+
+
+def pack(padded: Tensor, lengths: Tensor, config: Config) -> PackedSequence:
+    """``padded`` (T, N, I) or (N, T, I) packed the way ``config.input_form`` says."""
+    batch_first = config.batch_first
+    if config.input_form == "packed_sorted":  # a "sort the batch by length" recipe
+        order = lengths.sort(descending=True, stable=True).indices
+        padded = padded.index_select(0 if batch_first else 1, order.to(padded.device))
+        return pack_padded_sequence(padded, lengths[order], batch_first=batch_first, enforce_sorted=True)
+    if config.input_form == "packed_list":
+        sequences = padded.unbind(0 if batch_first else 1)
+        return pack_sequence([s[:length] for s, length in zip(sequences, lengths.tolist())], enforce_sorted=False)
+    return pack_padded_sequence(padded, lengths, batch_first=batch_first, enforce_sorted=False)
+
+
+def stride0_dims(config: Config) -> tuple[int, int]:
+    """The dimensions the expanded layout gives stride 0: the input's (batch for dense input, time
+    when unbatched, rows of a packed input's data) and the states' (batch; layers when unbatched)."""
+    if config.packed or config.input_form == "unbatched":
+        input_dim = 0
+    else:
+        input_dim = 0 if config.batch_first else 1
+    return input_dim, 0 if config.input_form == "unbatched" else 1
 
 
 def unequal_lengths(max_length: int, batch: int, generator: torch.Generator) -> Tensor:
@@ -207,8 +319,8 @@ def compare_outputs(config: Config, actual: object, expected: tuple, inputs: Inp
         else:
             for name in ("batch_sizes", "sorted_indices", "unsorted_indices"):
                 got, want = getattr(out_actual, name), getattr(out_expected, name)
-                if got is None or not torch.equal(got.cpu(), want.cpu()):
-                    reports.append(TensorReport(f"output.{name}", False, f"{got} , expected {want}"))
+                if (got is None) != (want is None) or (want is not None and not torch.equal(got.cpu(), want.cpu())):
+                    reports.append(TensorReport(f"output.{name}", False, f"{got}, expected {want}"))
             reports.append(compare_tensor("output", out_actual.data, out_expected.data, tolerance,
                                           batch_sizes=out_expected.batch_sizes))
     else:
@@ -270,15 +382,21 @@ def check_forward(
     reference_inputs = inputs.clone()
     with torch.no_grad(), torch_path(config.torch_path):
         expected = reference(reference_inputs.input, reference_inputs.hx)
+    parts = [(inputs, expected)] if not config.batch_split else [
+        (inputs.batch_part(index, config), batch_part_of_result(expected, index, config))
+        for index in batch_halves(config)]
 
-    def run_candidate() -> object:  # in a worker thread when timed: no_grad is per thread
+    def run_candidate() -> list[tuple[Inputs, object]]:  # in a worker thread when timed: no_grad is per thread
         candidate = factory(copy.deepcopy(reference))
-        candidate_inputs = inputs.clone()
+        calls = []
         with torch.no_grad(), cuda_no_tf32(config):
-            return candidate(candidate_inputs.input, candidate_inputs.hx)
+            for part, _ in parts:
+                received = part.laid_out()
+                calls.append((received, candidate(received.input, received.hx)))
+        return calls
 
     try:
-        actual = call_with_timeout(run_candidate, timeout)
+        calls = call_with_timeout(run_candidate, timeout)
     except CandidateTimeout as error:
         return Result(config, FAILED, message=f"candidate {error} (the per-configuration limit)",
                       seconds=time.perf_counter() - started)
@@ -288,9 +406,31 @@ def check_forward(
     except Exception as error:  # a candidate that raises fails the configuration
         return Result(config, FAILED, message=f"candidate raised {type(error).__name__}: {error}",
                       seconds=time.perf_counter() - started)
-    reports = compare_outputs(config, actual, expected, inputs)
-    status = PASSED if all(r.passed for r in reports) else FAILED
-    return Result(config, status, reports, seconds=time.perf_counter() - started)
+    reports, modified = [], []
+    for (part, expected_part), (received, actual) in zip(parts, calls):  # type: ignore[arg-type]
+        part_reports = compare_outputs(config, actual, expected_part, part)
+        modified += part.modified_in(received)
+        if config.batch_split:
+            for report in part_reports:
+                report.name = f"{report.name} [sequences {part.batch_index}]"
+        reports += part_reports
+    status = PASSED if all(r.passed for r in reports + modified) else FAILED
+    message = modified[0].problem if modified else ""
+    return Result(config, status, modified + reports, message, seconds=time.perf_counter() - started)
+
+
+def batch_halves(config: Config) -> list[Tensor]:
+    """The two parts a batch_split configuration's batch is run in: the sequences in reverse
+    order, split in half, so each sequence runs in a smaller batch beside other neighbours."""
+    order = torch.arange(config.batch_size).flip(0)
+    return list(order.split([config.batch_size // 2, config.batch_size - config.batch_size // 2]))
+
+
+def batch_part_of_result(result: tuple, index: Tensor, config: Config) -> tuple:
+    """torch's whole-batch ``(output, (h_n, c_n))`` restricted to the sequences ``index`` names."""
+    output, (h_n, c_n) = result
+    index = index.to(output.device)
+    return output.index_select(config.time_dim ^ 1, index), (h_n.index_select(1, index), c_n.index_select(1, index))
 
 
 def cuda_no_tf32(config: Config) -> contextlib.AbstractContextManager:
