@@ -11,6 +11,7 @@ does not support) raises :class:`Unavailable` with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 import lstm_ref
-from lstm_ref import fast
+from lstm_ref import fast, layouts
 from lstm_ref.candidates import Factory
 from lstm_ref.conformance import torch_path
 
@@ -48,23 +49,15 @@ def autograd_runner(call: Callable, parameters: list[Tensor], x: Tensor, path: s
     wrt = [x_grad, *parameters]
 
     def forward():
-        with torch.no_grad(), torch_path(path) if path else _nothing():
+        with torch.no_grad(), torch_path(path) if path else contextlib.nullcontext():
             return call(x)
 
     def forward_backward():
-        with torch_path(path) if path else _nothing():
+        with torch_path(path) if path else contextlib.nullcontext():
             output, _ = call(x_grad)
             return torch.autograd.grad(output.sum(), wrt, allow_unused=True)
 
     return Runner(forward, forward_backward, _torch_results)
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def torch_onednn(module: nn.LSTM, x: Tensor) -> Runner:
@@ -102,8 +95,8 @@ def numpy_oracle(module: nn.LSTM, x: Tensor) -> Runner:
 def onnx_model(module: nn.LSTM):
     """An ONNX graph of ``module``: one ``LSTM`` node per layer (gate order i, o, f, c).
 
-    Per layer: W [D, 4H, I_l], R [D, 4H, H], B [D, 8H] = W_b || R_b with the rows of torch's
-    i, f, g, o blocks moved to i, o, f, g. The node's Y [T, D, N, H] becomes the next
+    Per layer, the weights of :func:`lstm_ref.layouts.torch_to_onnx`: W [D, 4H, I_l],
+    R [D, 4H, H], B [D, 8H] = W_b || R_b. The node's Y [T, D, N, H] becomes the next
     layer's input [T, N, D*H] (Transpose + Reshape). Inputs X [T, N, I]; outputs
     Y [T, N, D*H], Y_h and Y_c [L*D, N, H] (layers concatenated).
     """
@@ -116,22 +109,11 @@ def onnx_model(module: nn.LSTM):
         raise Unavailable("ONNX's LSTM operator has no projection (proj_size)")
     hidden, directions = module.hidden_size, 2 if module.bidirectional else 1
 
-    def onnx_order(weight: Tensor) -> np.ndarray:
-        ingate, forgetgate, cellgate, outgate = weight.detach().chunk(4, dim=0)
-        return torch.cat([ingate, outgate, forgetgate, cellgate]).numpy()
-
     nodes, initializers, h_names, c_names = [], [], [], []
     layer_input = "X"
-    for layer in range(module.num_layers):
-        suffixes = [f"_l{layer}", f"_l{layer}_reverse"][:directions]
-        w = np.stack([onnx_order(getattr(module, "weight_ih" + s)) for s in suffixes])
-        r = np.stack([onnx_order(getattr(module, "weight_hh" + s)) for s in suffixes])
-        tensors = {f"W{layer}": w, f"R{layer}": r}
-        if module.bias:
-            tensors[f"B{layer}"] = np.stack([
-                np.concatenate([onnx_order(getattr(module, "bias_ih" + s)),
-                                onnx_order(getattr(module, "bias_hh" + s))]) for s in suffixes])
-        initializers += [numpy_helper.from_array(v.astype(np.float32), k) for k, v in tensors.items()]
+    for layer, weights in enumerate(layouts.torch_to_onnx(module.state_dict())):
+        initializers += [numpy_helper.from_array(value.astype(np.float32), f"{name}{layer}")
+                         for name, value in weights.items()]
         y, h, c = f"Y{layer}", f"Y_h{layer}", f"Y_c{layer}"
         nodes.append(helper.make_node(
             "LSTM", [layer_input, f"W{layer}", f"R{layer}", f"B{layer}" if module.bias else ""],

@@ -20,11 +20,11 @@ from __future__ import annotations
 import copy
 
 import torch
-from example_checks import assert_matches
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstm_ref
+from lstm_ref.testing import assert_close
 
 
 class TextClassifier(nn.Module):
@@ -91,12 +91,12 @@ def main() -> None:
     steps = tokens.shape[0]
     with torch.no_grad():
         logits = model(tokens, lengths)
-        report = assert_matches("logits (lstm_ref vs nn.LSTM)", reference(tokens, lengths), logits, steps)
-        print(report.describe())
+        ref_logits = reference(tokens, lengths)
+        print(assert_close(ref_logits, logits, steps=steps, name="logits (lstm_ref vs nn.LSTM)").describe())
         representation = model.sentence_representation(tokens, lengths)
         output, _ = padded_outputs(model, tokens, lengths)
         from_output = representation_from_output(output, lengths, hidden=6)
-        report = assert_matches("h_n representation vs padded output", from_output, representation, steps)
+        report = assert_close(from_output, representation, steps=steps, name="h_n representation vs output")
         print(report.describe())
         print(f"seed's lstm_out[:, -1, :] has shape {tuple(seed_last_step(output).shape)}, "
               f"the representation {tuple(representation.shape)}")

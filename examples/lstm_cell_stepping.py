@@ -16,10 +16,10 @@ step. With one hidden size per layer this is ``nn.LSTM(num_layers=2)``; with dif
 from __future__ import annotations
 
 import torch
-from example_checks import assert_matches
 from torch import Tensor, nn
 
 import lstm_ref
+from lstm_ref.testing import assert_close
 
 State = tuple[Tensor, Tensor]
 
@@ -73,23 +73,26 @@ def main() -> None:
         cell = nn.LSTMCell(100, 20)
         outputs, (h, c) = step_cell(cell, x)
         expected, (h_n, c_n) = lstm_from_cells([cell])(x)
-        print(assert_matches("1 cell stepped vs nn.LSTM", outputs, expected, steps).describe())
-        assert_matches("c", c, c_n[0], steps)
+        print(assert_close(outputs, expected, steps=steps, name="1 cell stepped vs nn.LSTM").describe())
+        assert_close(c, c_n[0], steps=steps, name="c")
         ref_outputs, _ = step_cell(lstm_ref.LSTMCell.from_torch(cell), x)
-        print(assert_matches("lstm_ref.LSTMCell stepped vs nn.LSTM", ref_outputs, expected, steps).describe())
+        report = assert_close(ref_outputs, expected, steps=steps, name="lstm_ref.LSTMCell stepped vs nn.LSTM")
+        print(report.describe())
         b, _ = step_cell_seed_bug(cell, x)
         print(f"seed loop (h never updated): last h off by {(b - h_n[0]).abs().max():.3g}")
 
         cells = [nn.LSTMCell(100, 20), nn.LSTMCell(20, 20)]
         outputs, states = step_stack(cells, x)
         expected, (h_n, _) = lstm_from_cells(cells)(x)
-        print(assert_matches("2-cell stack vs nn.LSTM(num_layers=2)", outputs, expected, steps).describe())
-        assert_matches("h of layer 0", states[0][0], h_n[0], steps)
+        report = assert_close(outputs, expected, steps=steps, name="2-cell stack vs nn.LSTM(num_layers=2)")
+        print(report.describe())
+        assert_close(states[0][0], h_n[0], steps=steps, name="h of layer 0")
 
         cells = [nn.LSTMCell(100, 30), nn.LSTMCell(30, 20)]
         outputs, _ = step_stack(cells, x)
         expected, _ = lstm_from_cells(cells[1:])(lstm_from_cells(cells[:1])(x)[0])
-        print(assert_matches("100->30->20 stack vs two nn.LSTM", outputs, expected, steps).describe())
+        report = assert_close(outputs, expected, steps=steps, name="100->30->20 stack vs two nn.LSTM")
+        print(report.describe())
 
 
 if __name__ == "__main__":

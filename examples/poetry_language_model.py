@@ -16,10 +16,10 @@ from __future__ import annotations
 import copy
 
 import torch
-from example_checks import assert_matches
 from torch import Tensor, nn
 
 import lstm_ref
+from lstm_ref.testing import assert_close
 
 State = tuple[Tensor, Tensor]
 
@@ -90,14 +90,13 @@ def main() -> None:
     with torch.no_grad():
         logits, (h_n, c_n) = model(tokens)
         ref_logits, (ref_h, ref_c) = reference(tokens)
-        print(assert_matches("logits (lstm_ref vs nn.LSTM)", ref_logits, logits, steps).describe())
-        assert_matches("h_n", ref_h, h_n, steps)
-        assert_matches("c_n", ref_c, c_n, steps)
+        print(assert_close(ref_logits, logits, steps=steps, name="logits (lstm_ref vs nn.LSTM)").describe())
+        assert_close(ref_h, h_n, steps=steps, name="h_n")
+        assert_close(ref_c, c_n, steps=steps, name="c_n")
         for chunk in (1, 5, 8):
             chunked, (h_chunked, _) = run_in_chunks(reference, tokens, chunk)
-            report = assert_matches(f"logits in chunks of {chunk} vs at once", chunked, logits, steps)
-            print(report.describe())
-            assert_matches(f"h_n in chunks of {chunk}", h_chunked, h_n, steps)
+            print(assert_close(chunked, logits, steps=steps, name=f"logits in chunks of {chunk}").describe())
+            assert_close(h_chunked, h_n, steps=steps, name=f"h_n in chunks of {chunk}")
         generated = generate(reference, tokens[:4], length=10)
         assert torch.equal(generated, generate(model, tokens[:4], length=10)), "generations differ"
         print("greedy generation (lstm_ref == nn.LSTM):", generated[:, 0].tolist())

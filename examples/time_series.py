@@ -17,10 +17,10 @@ from __future__ import annotations
 import copy
 
 import torch
-from example_checks import assert_matches
 from torch import Tensor, nn
 
 import lstm_ref
+from lstm_ref.testing import assert_close
 
 State = tuple[Tensor, Tensor]
 
@@ -83,12 +83,13 @@ def main() -> None:
         prediction, (h_n, c_n) = model(series)
         print("h_n shape with batch_first=True:", tuple(h_n.shape), "(num_layers, N, H)")
         ref_prediction, _ = reference(series)
-        print(assert_matches("LSTMModel (lstm_ref vs nn.LSTM)", ref_prediction, prediction, steps).describe())
-        windowed, (h_windowed, _) = predict_in_windows(reference, series, window=6)
-        report = assert_matches("4 windows with carried state vs at once", windowed, prediction, steps)
+        report = assert_close(ref_prediction, prediction, steps=steps, name="LSTMModel (lstm_ref vs nn.LSTM)")
         print(report.describe())
-        assert_matches("h_n after windows", h_windowed, h_n, steps)
-        report = assert_matches("LSTMNet (lstm_ref vs nn.LSTM)", reference_net(series), net(series), steps)
+        windowed, (h_windowed, _) = predict_in_windows(reference, series, window=6)
+        report = assert_close(windowed, prediction, steps=steps, name="4 windows with carried state")
+        print(report.describe())
+        assert_close(h_windowed, h_n, steps=steps, name="h_n after windows")
+        report = assert_close(reference_net(series), net(series), steps=steps, name="LSTMNet (lstm_ref vs nn.LSTM)")
         print(report.describe())
 
 

@@ -101,16 +101,17 @@ class AccuracyReport:
         return "\n".join(lines)
 
 
-def time_dim(config: Config) -> int:
-    """The time axis of a (padded) output: 1 for batched batch_first input, else 0."""
+def padded(sequence: Tensor | PackedSequence, config: Config) -> Tensor:
+    """A dense input or output in torch's layout; a PackedSequence is padded with zeros to T steps."""
+    if isinstance(sequence, PackedSequence):
+        return pad_packed_sequence(sequence, batch_first=config.batch_first, total_length=config.seq_len)[0]
+    return sequence
+
+
+def padded_time_dim(config: Config) -> int:
+    """The time axis of :func:`padded`'s result: 1 for batch_first batched input, dense or
+    packed, else 0 (``Config.time_dim`` is 0 for packed input, which has no time axis)."""
     return 1 if config.batch_first and config.input_form != "unbatched" else 0
-
-
-def padded(output: Tensor | PackedSequence, config: Config) -> Tensor:
-    """A dense output in torch's layout; a PackedSequence is padded with zeros to T steps."""
-    if isinstance(output, PackedSequence):
-        return pad_packed_sequence(output, batch_first=config.batch_first, total_length=config.seq_len)[0]
-    return output
 
 
 def oracle_arguments(inputs: Inputs, config: Config) -> tuple[np.ndarray, tuple | None, np.ndarray | None]:
@@ -196,7 +197,7 @@ def measure_accuracy(config: Config, factory: Factory | str | None = None, seed:
     floor, factor = ACCURACY_FLOOR[config.dtype], ACCURACY_FACTOR[config.dtype]
     tensors = []
     for index, name in enumerate(TENSOR_NAMES):
-        step_dim = time_dim(config) if name == "output" else None
+        step_dim = padded_time_dim(config) if name == "output" else None
         got_torch = padded(expected[0], config) if index == 0 else expected[1][index - 1]
         got_candidate = padded(actual[0], config) if index == 0 else actual[1][index - 1]
         if got_candidate.dtype != dtype:
@@ -219,20 +220,9 @@ def write_csv(report: AccuracyReport, path: str | Path) -> None:
             writer.writerow([step, repr(torch_error), repr(candidate_error)])
 
 
-def require_matplotlib() -> None:
-    """Raise ImportError with the install line when the optional plotting dependency is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ImportError(
-            "plotting needs matplotlib, an optional dependency: pip install 'lstm-ref[plot]' "
-            "(or pip install matplotlib)"
-        ) from None
-
-
 def plot(report: AccuracyReport, path: str | Path) -> None:
-    """A PNG of the output's max absolute error per time step against the oracle, torch vs candidate."""
-    require_matplotlib()
+    """A PNG of the output's max absolute error per time step against the oracle, torch vs candidate
+    (needs matplotlib, the ``plot`` extra)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -271,87 +261,3 @@ def _running_max(values: np.ndarray, window: int) -> np.ndarray:
     padded_length = -(-len(values) // window) * window
     blocks = np.pad(values, (0, padded_length - len(values)), constant_values=0.0).reshape(-1, window)
     return np.repeat(blocks.max(axis=1), window)[: len(values)]
-
-
-def add_commands(subparsers) -> None:
-    """``lstm-ref accuracy``: one configuration, torch and a candidate against the oracle."""
-    from lstm_ref.candidates import DEFAULT_IMPL
-
-    parser = subparsers.add_parser(
-        "accuracy", help="error of torch and of a candidate against the float64 oracle, per time step",
-        description="Run torch.nn.LSTM and the candidate in DTYPE on the same weights and inputs, measure "
-                    "both against the float64 NumPy oracle, print max abs/rel/ULP error per tensor and the "
-                    "verdict 'as accurate as torch', and write the output's max error per time step as "
-                    "CSV (and a PNG plot). Exit 0 as accurate, 1 less accurate, 2 usage error.")
-    parser.add_argument("--impl", default=DEFAULT_IMPL, metavar="MODULE:ATTR",
-                        help=f"factory of the LSTM under test (default {DEFAULT_IMPL})")
-    parser.add_argument("--seq-len", type=int, default=1000, metavar="T", help="time steps (default 1000)")
-    parser.add_argument("--batch", type=int, default=8, metavar="N", help="batch size (default 8)")
-    parser.add_argument("--input-size", type=int, default=64, metavar="I", help="input size (default 64)")
-    parser.add_argument("--hidden", type=int, default=256, metavar="H", help="hidden size (default 256)")
-    parser.add_argument("--layers", type=int, default=1, metavar="L", help="layers (default 1)")
-    parser.add_argument("--bidirectional", action="store_true", help="a bidirectional LSTM")
-    parser.add_argument("--dtype", default="float32", choices=sorted(ACCURACY_FACTOR),
-                        help="the dtype torch and the candidate run in (default float32)")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--input-scale", type=float, default=1.0, metavar="S",
-                        help="x ~ S * N(0, 1); ~30 saturates the gates (default 1)")
-    parser.add_argument("--hold-input", action="store_true",
-                        help="x_t = x_0 for all t (with a large --input-scale, |c| grows ~T)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    parser.add_argument("--csv", required=True, metavar="PATH",
-                        help="write step, torch_max_abs_error, candidate_max_abs_error per time step")
-    parser.add_argument("--plot", metavar="PATH.png", help="write a PNG plot of the same (needs matplotlib)")
-    parser.set_defaults(run=run_accuracy)
-
-
-def run_accuracy(args) -> int:
-    """The ``accuracy`` subcommand: 0 as accurate as torch, 1 less accurate."""
-    from lstm_ref.cli import UsageError
-    from lstm_ref.configs import TORCH_PATHS
-
-    for name in ("seq_len", "batch", "input_size", "hidden", "layers"):
-        if getattr(args, name) <= 0:
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag} must be a positive integer, got {getattr(args, name)}")
-    if args.plot:
-        try:
-            require_matplotlib()
-        except ImportError as error:
-            raise UsageError(str(error)) from None
-    try:
-        device_type = torch.device(args.device).type
-    except RuntimeError as error:
-        raise UsageError(f"--device: {error}") from None
-    if device_type not in TORCH_PATHS:
-        raise UsageError(f"--device must be cpu or cuda, got {args.device!r}")
-    if device_type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: CUDA is not available (torch.cuda.is_available() is False)")
-    config = Config(
-        num_layers=args.layers, bidirectional=args.bidirectional, initial_state=True, dtype=args.dtype,
-        device=args.device, torch_path=TORCH_PATHS[device_type][0], input_size=args.input_size,
-        hidden_size=args.hidden, seq_len=args.seq_len, batch_size=args.batch,
-        input_scale=args.input_scale, hold_input=args.hold_input, tag="accuracy",
-    )
-    spec, factory = load_factory(args.impl)
-    print(f"lstm-ref accuracy: {spec} and torch.nn.LSTM {torch.__version__} ({config.torch_path}) in "
-          f"{config.dtype} against the float64 oracle; T={config.seq_len}, N={config.batch_size}, "
-          f"I={config.input_size}, H={config.hidden_size}, L={config.num_layers}"
-          f"{', bidirectional' if config.bidirectional else ''}, seed {args.seed}")
-    try:
-        report = measure_accuracy(config, factory, args.seed)
-    except NotImplementedError as error:
-        print(f"unsupported by the candidate: {error or 'NotImplementedError'}")
-        return 1
-    except Exception as error:  # the candidate's failure is a verdict, not a crash of the command
-        print(f"no verdict: {type(error).__name__}: {error}")
-        return 1
-    report.spec = spec
-    print(report.describe())
-    write_csv(report, args.csv)
-    print(f"per-step errors written to {args.csv}")
-    if args.plot:
-        plot(report, args.plot)
-        print(f"plot written to {args.plot}")
-    print(f"{report.seconds:.1f}s")
-    return 0 if report.as_accurate else 1

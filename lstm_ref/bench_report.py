@@ -1,4 +1,4 @@
-"""``lstm-ref bench-report``: saved pytest-benchmark JSON -> tables and a plot.
+"""Benchmark results: saved pytest-benchmark JSON -> tables and a plot (``lstm-ref bench-report``).
 
     pytest benchmarks --benchmark-json results.json
     lstm-ref bench-report results.json [--plot times.png] [--mode forward]
@@ -12,14 +12,16 @@ The figures are read from each result's ``extra_info`` (see benchmarks/test_lstm
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-EXIT_OK, EXIT_MISSED = 0, 1
 BASELINE = "nn.LSTM-onednn"
 FAST = "lstm_ref-fast"
+
+
+class BenchReportError(ValueError):
+    """A file that is not pytest-benchmark JSON holding timed lstm_ref benchmarks."""
 
 
 @dataclass(frozen=True)
@@ -42,16 +44,17 @@ class BenchResult:
 
 
 def load_results(path: str | Path) -> list[BenchResult]:
-    """The timed results of a ``--benchmark-json`` file, in the file's order (untimed ones dropped)."""
-    from lstm_ref.cli import UsageError
+    """The timed results of a ``--benchmark-json`` file, in the file's order (untimed ones dropped).
 
+    Raises BenchReportError for a file that is not such JSON or holds nothing timed.
+    """
     text = Path(path).read_text()
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise UsageError(f"{path} is not JSON: {error}") from None
+        raise BenchReportError(f"{path} is not JSON: {error}") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise UsageError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
+        raise BenchReportError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
     results = []
     for entry in data["benchmarks"]:
         info = entry.get("extra_info", {})
@@ -64,7 +67,7 @@ def load_results(path: str | Path) -> list[BenchResult]:
             ratio_to_nn_lstm=info["ratio_to_nn_lstm"], target_ratio=info.get("target_ratio"),
         ))
     if not results:
-        raise UsageError(f"{path} holds no timed lstm_ref benchmark (was it run with --benchmark-disable?)")
+        raise BenchReportError(f"{path} holds no timed lstm_ref benchmark (was it run with --benchmark-disable?)")
     return results
 
 
@@ -109,13 +112,10 @@ def _duration(seconds: float) -> str:
 
 
 def plot(results: list[BenchResult], path: str | Path, mode: str = "forward") -> None:
-    """Time per step (log scale) against size, one line per implementation, saved as PNG."""
-    from lstm_ref.cli import UsageError
+    """Time per step (log scale) against size, one line per implementation, saved as PNG
+    (needs matplotlib, the ``plot`` extra)."""
+    import matplotlib
 
-    try:
-        import matplotlib
-    except ImportError:
-        raise UsageError("--plot needs matplotlib (pip install matplotlib)") from None
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
@@ -135,31 +135,3 @@ def plot(results: list[BenchResult], path: str | Path, mode: str = "forward") ->
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     pyplot.close(figure)
-
-
-def run_bench_report(args: argparse.Namespace) -> int:
-    results = load_results(args.results)
-    print(f"## Ratio to nn.LSTM (oneDNN), {args.mode}, medians from {args.results}\n")
-    print(ratio_table(results, args.mode))
-    for other in _ordered(r.mode for r in results):
-        if other != args.mode:
-            print(f"\n## Ratio to nn.LSTM (oneDNN), {other}\n")
-            print(ratio_table(results, other))
-    print("\n## Details\n")
-    print(detail_table(results))
-    if args.plot:
-        plot(results, args.plot, args.mode)
-        print(f"\nplot written to {args.plot}")
-    missed = [r for r in results if r.target_met is False]
-    return EXIT_MISSED if args.check_targets and missed else EXIT_OK
-
-
-def add_commands(subparsers) -> None:
-    parser = subparsers.add_parser("bench-report", help="tables and a plot from saved pytest-benchmark JSON")
-    parser.add_argument("results", metavar="RESULTS.json", help="a file written by --benchmark-json")
-    parser.add_argument("--plot", metavar="PNG", help="draw time per step vs size to this PNG (matplotlib)")
-    parser.add_argument("--mode", default="forward", choices=("forward", "forward_backward"),
-                        help="the mode of the first table and of the plot (default forward)")
-    parser.add_argument("--check-targets", action="store_true",
-                        help="exit 1 when a fast-path target is missed")
-    parser.set_defaults(run=run_bench_report)

@@ -1,4 +1,4 @@
-"""Element-wise comparison of one tensor against its expected value.
+"""Element-wise comparison of one tensor, or an LSTM's ``(output, (h_n, c_n))``, against its expected value.
 
 The pass criterion is ``torch.isclose``'s (the one ``torch.testing.assert_close``
 applies): ``|actual - expected| <= atol + rtol * |expected|`` element-wise, NaN
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
 
 from lstm_ref.tolerances import Tolerance
 
@@ -109,3 +110,44 @@ def compare_tensor(
     elif time_dim is not None:
         report.per_step = error.movedim(time_dim, 0).flatten(1).amax(1).tolist()
     return report
+
+
+def compare_lstm_outputs(
+    actual: object, expected: tuple, tolerance: Tolerance, time_dim: int | None = None
+) -> list[TensorReport]:
+    """``actual``'s ``(output, (h_n, c_n))`` against ``expected``'s, tensor by tensor.
+
+    A packed expected output needs a packed actual one with equal ``batch_sizes``,
+    ``sorted_indices`` and ``unsorted_indices``; its data is compared per step.
+    ``time_dim`` is a dense output's time axis (for the per-step errors).
+    """
+    out_expected, (h_expected, c_expected) = expected
+    try:
+        out_actual, (h_actual, c_actual) = actual  # type: ignore[misc]
+    except (TypeError, ValueError):
+        return [TensorReport("result", False,
+                             f"expected (output, (h_n, c_n)), got {type(actual).__name__}")]
+    reports = []
+    if isinstance(out_expected, PackedSequence):
+        if not isinstance(out_actual, PackedSequence):
+            reports.append(TensorReport("output", False,
+                                        f"expected a PackedSequence, got {type(out_actual).__name__}"))
+        else:
+            for name in ("batch_sizes", "sorted_indices", "unsorted_indices"):
+                got, want = getattr(out_actual, name), getattr(out_expected, name)
+                if not _same_indices(got, want):
+                    reports.append(TensorReport(f"output.{name}", False, f"{got}, expected {want}"))
+            reports.append(compare_tensor("output", out_actual.data, out_expected.data, tolerance,
+                                          batch_sizes=out_expected.batch_sizes))
+    else:
+        reports.append(compare_tensor("output", out_actual, out_expected, tolerance, time_dim=time_dim))
+    reports.append(compare_tensor("h_n", h_actual, h_expected, tolerance))
+    reports.append(compare_tensor("c_n", c_actual, c_expected, tolerance))
+    return reports
+
+
+def _same_indices(got: Tensor | None, want: Tensor | None) -> bool:
+    """A PackedSequence's index tensors agree (both None when packed with enforce_sorted=True)."""
+    if got is None or want is None:
+        return got is want
+    return torch.equal(got.cpu(), want.cpu())

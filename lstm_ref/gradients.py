@@ -8,21 +8,26 @@ with the same random weights ``w_*`` (drawn from the configuration's own seed),
 and its gradient with respect to the input (the packed data of a
 PackedSequence), h0, c0 and every parameter. torch's side runs on the
 configuration's torch path (oneDNN or native on CPU, cuDNN on CUDA); the
-candidate's side is autograd through whatever the candidate computes.
+candidate's side is autograd through whatever the candidate computes, with
+its input and states in the configuration's memory layout.
 
 Gradients are compared with the forward pass's tolerance row (one table, see
 :mod:`lstm_ref.tolerances`) and reported as ``grad.input``, ``grad.h0``,
-``grad.c0`` and ``grad.<parameter name>``. Parameters are matched by name when
-the candidate is an ``nn.Module``; a plain callable gets its input and state
-gradients checked and the Result says the parameters were not compared. A
-candidate whose outputs carry no autograd history is *unsupported* for
-gradients, never passed.
+``grad.c0`` and ``grad.<parameter name>``. A parameter's gradient is taken
+from the candidate's own parameter of torch's name when the candidate is an
+``nn.Module`` that has one, else from the parameter of the ``nn.LSTM`` handed
+to the factory: whatever the candidate's type, the harness knows those. A
+parameter no gradient reaches fails (a detached bias); when no parameter at
+all is reached (the candidate copied the weights into storage of its own) the
+parameter gradients cannot be compared and the configuration is *unsupported*,
+never passed. So is a candidate whose outputs carry no autograd history.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
@@ -49,24 +54,29 @@ from lstm_ref.tolerances import tolerance_for
 
 NO_HISTORY = "no autograd history: output, h_n and c_n do not require grad"
 UNUSABLE_OUTPUTS = "the candidate's outputs cannot be differentiated against torch's"
-PLAIN_CALLABLE = "parameters not compared: the candidate is not an nn.Module with named_parameters"
+#: The start of the message of a configuration whose parameter gradients could not be compared.
+PARAMETERS_UNREACHED = "parameter gradients not comparable"
+MAKE_PARAMETERS_COMPARABLE = (
+    "to make parameter gradients comparable, compute with the parameters of the nn.LSTM handed to "
+    "the factory, or return an nn.Module whose parameters have torch's names (weight_ih_l0, ...)")
 
 
 class _Leaves:
-    """Fresh leaf tensors that require grad: the input (or packed data), h0 and c0."""
+    """Leaf tensors that require grad, in the configuration's memory layout: the input (or
+    packed data), h0 and c0. ``received`` is what the call is given (for the in-place check)."""
 
-    def __init__(self, inputs: Inputs) -> None:
-        source = inputs.input
-        if isinstance(source, PackedSequence):
-            self.input_leaf = source.data.detach().clone().requires_grad_(True)
-            self.input: Tensor | PackedSequence = PackedSequence(
-                self.input_leaf, source.batch_sizes, source.sorted_indices, source.unsorted_indices)
-        else:
-            self.input_leaf = source.detach().clone().requires_grad_(True)
-            self.input = self.input_leaf
+    def __init__(self, inputs: Inputs, laid_out: bool = True) -> None:
         assert inputs.hx is not None, "gradient configurations always carry initial states"
-        self.h0 = inputs.hx[0].detach().clone().requires_grad_(True)
-        self.c0 = inputs.hx[1].detach().clone().requires_grad_(True)
+        self.received = inputs.laid_out() if laid_out else inputs.clone()
+        source = self.received.input
+        if isinstance(source, PackedSequence):
+            self.input_leaf = source.data.detach().requires_grad_(True)
+            self.input: Tensor | PackedSequence = source._replace(data=self.input_leaf)
+        else:
+            self.input_leaf = source.detach().requires_grad_(True)
+            self.input = self.input_leaf
+        self.h0, self.c0 = (state.detach().requires_grad_(True) for state in self.received.hx)  # type: ignore[union-attr]
+        self.received = replace(self.received, input=self.input, hx=(self.h0, self.c0))
 
     def named(self) -> list[tuple[str, Tensor]]:
         return [("input", self.input_leaf), ("h0", self.h0), ("c0", self.c0)]
@@ -112,35 +122,28 @@ def weighted_loss(tensors: list[Tensor], weights: tuple[Tensor, ...]) -> Tensor:
     return sum((tensor * weight).sum() for tensor, weight in zip(tensors, weights, strict=True))  # type: ignore[return-value]
 
 
-def _gradients(loss: Tensor, named: list[tuple[str, Tensor]]) -> dict[str, Tensor]:
-    """d loss / d tensor for each named leaf; a leaf the loss does not reach gets zeros."""
-    grads = torch.autograd.grad(loss, [t for _, t in named], allow_unused=True, materialize_grads=True)
+def _gradients(loss: Tensor, named: list[tuple[str, Tensor]], materialize: bool = False) -> dict[str, Tensor | None]:
+    """d loss / d tensor for each named tensor; for one the loss does not reach, None (or zeros)."""
+    grads = torch.autograd.grad(loss, [t for _, t in named], allow_unused=True, materialize_grads=materialize)
     return {name: grad for (name, _), grad in zip(named, grads, strict=True)}
 
 
-def candidate_parameters(candidate: object, reference: nn.LSTM) -> tuple[list[tuple[str, Tensor]], str]:
-    """The candidate's parameters matched to torch's names, and a note on what was not compared.
+def candidate_parameters(candidate: object, given: nn.Module) -> list[tuple[str, Tensor]]:
+    """Each of torch's parameter names with the tensor whose gradient is the candidate's.
 
-    An exact name match is taken first, then a unique ``*.name`` suffix (a
-    wrapper module holding the LSTM as a submodule).
+    For an ``nn.Module`` candidate, its own parameter of that name (an exact match, else a
+    unique ``*.name`` suffix: a wrapper holding the LSTM as a submodule); otherwise, and for
+    names the candidate module lacks, the parameter of ``given``, the module handed to the factory.
     """
-    if not isinstance(candidate, nn.Module):
-        return [], PLAIN_CALLABLE
-    own = dict(candidate.named_parameters())
-    matched, missing = [], []
-    for name, _ in reference.named_parameters():
+    own = dict(candidate.named_parameters()) if isinstance(candidate, nn.Module) else {}
+    matched = []
+    for name, handed in given.named_parameters():
         found = own.get(name)
         if found is None:
             suffixed = [p for n, p in own.items() if n.endswith("." + name)]
-            found = suffixed[0] if len(suffixed) == 1 else None
-        if found is None:
-            missing.append(name)
-        else:
-            matched.append((name, found))
-    if not matched:
-        return [], "parameters not compared: the candidate module has none of torch's parameter names"
-    note = f"parameters not compared (no parameter of that name): {', '.join(missing)}" if missing else ""
-    return matched, note
+            found = suffixed[0] if len(suffixed) == 1 else handed
+        matched.append((name, found))
+    return matched
 
 
 def _tagged(result: Result) -> Result:
@@ -170,38 +173,51 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
 
     reference = build_reference(config, seed)
     inputs = make_inputs(config, seed)
-    expected_leaves = _Leaves(inputs)
+    expected_leaves = _Leaves(inputs, laid_out=False)
     with torch.enable_grad(), torch_path(config.torch_path):
         expected = reference(expected_leaves.input, (expected_leaves.h0, expected_leaves.c0))
         weights = loss_weights(config, expected, seed)
         expected_output = expected[0].data if isinstance(expected[0], PackedSequence) else expected[0]
         expected_flat = [expected_output, *expected[1]]
         expected_grads = _gradients(weighted_loss(expected_flat, weights),
-                                    expected_leaves.named() + list(reference.named_parameters()))
+                                    expected_leaves.named() + list(reference.named_parameters()), materialize=True)
 
+    given = copy.deepcopy(reference)
     try:
-        candidate = factory(copy.deepcopy(reference))
+        candidate = factory(given)
         leaves = _Leaves(inputs)
         with torch.enable_grad(), cuda_no_tf32(config):
             result = candidate(leaves.input, (leaves.h0, leaves.c0))
             tensors, problems = _unpack(result, expected)
             if problems:
-                return finish(FAILED, problems, UNUSABLE_OUTPUTS)
+                return finish(FAILED, inputs.modified_in(leaves.received) + problems, UNUSABLE_OUTPUTS)
             loss = weighted_loss(tensors, weights)
             if not loss.requires_grad:
                 return finish(UNSUPPORTED, message=NO_HISTORY)
-            parameters, note = candidate_parameters(candidate, reference)
-            frozen = [name for name, p in parameters if not p.requires_grad]
-            parameters = [(name, p) for name, p in parameters if p.requires_grad]
-            actual_grads = _gradients(loss, leaves.named() + parameters)
+            parameters = candidate_parameters(candidate, given)
+            frozen = {name for name, p in parameters if not p.requires_grad}
+            actual_grads = _gradients(loss, leaves.named() + [(n, p) for n, p in parameters if n not in frozen])
     except NotImplementedError as error:
         return finish(UNSUPPORTED, message=str(error) or "NotImplementedError")
     except Exception as error:  # a candidate that raises, forward or backward, fails the configuration
         return finish(FAILED, message=f"candidate raised {type(error).__name__}: {error}")
 
     tolerance = tolerance_for(config.dtype, config.device).over(config.seq_len)
-    reports = []
+    reports = inputs.modified_in(leaves.received)
+    message = reports[0].problem if reports else ""
+    parameter_names = [name for name, _ in given.named_parameters()]
+    if all(actual_grads.get(name) is None for name in parameter_names):
+        message = message or (f"{PARAMETERS_UNREACHED}: no gradient reached a parameter of the nn.LSTM "
+                              f"handed to the factory or of the candidate module; {MAKE_PARAMETERS_COMPARABLE}")
+        actual_grads = {name: grad for name, grad in actual_grads.items() if name not in parameter_names}
+        parameter_names = []
     for name, actual in actual_grads.items():
+        if actual is None:
+            actual = torch.zeros_like(expected_grads[name])
+            if name in parameter_names and expected_grads[name].any():
+                reports.append(TensorReport(f"grad.{name}", False, "no gradient reached this parameter "
+                                            "(detached, or not used in the computation)"))
+                continue
         if name == "input":
             if isinstance(inputs.input, PackedSequence):
                 timing: dict = {"batch_sizes": inputs.input.batch_sizes}
@@ -210,6 +226,7 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
         else:
             timing = {}
         reports.append(compare_tensor(f"grad.{name}", actual, expected_grads[name], tolerance, **timing))
-    reports += [TensorReport(f"grad.{name}", False, "parameter has requires_grad=False") for name in frozen]
-    status = PASSED if all(r.passed for r in reports) else FAILED
-    return finish(status, reports, note)
+    reports += [TensorReport(f"grad.{name}", False, "parameter has requires_grad=False") for name in sorted(frozen)]
+    if not all(r.passed for r in reports):
+        return finish(FAILED, reports, message)
+    return finish(UNSUPPORTED if not parameter_names else PASSED, reports, message)

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lstm_ref.configs import parameter_suffix
+
 #: The gate order of each layout, in torch's gate names (g = cell candidate).
 GATE_ORDERS: dict[str, tuple[str, ...]] = {
     "torch": ("i", "f", "g", "o"),             # also cuDNN, Flax, Equinox
@@ -83,8 +85,9 @@ def _torch_config(state_dict: dict[str, Tensor]) -> dict[str, Any]:
     return config
 
 
-def _directions(config: dict[str, Any]) -> list[str]:
-    return ["", "_reverse"] if config["bidirectional"] else [""]
+def _suffixes(config: dict[str, Any], layer: int) -> list[str]:
+    """torch's parameter-name suffixes of ``layer``, forward then reverse direction."""
+    return [parameter_suffix(layer, direction) for direction in range(2 if config["bidirectional"] else 1)]
 
 
 # ----------------------------------------------------------------------------- ONNX
@@ -99,7 +102,7 @@ def torch_to_onnx(state_dict: dict[str, Tensor]) -> list[LayerWeights]:
     config = _torch_config(state_dict)
     layers = []
     for layer in range(config["num_layers"]):
-        names = [f"_l{layer}{d}" for d in _directions(config)]
+        names = _suffixes(config, layer)
         weights = {
             "W": np.stack([_to_onnx(state_dict["weight_ih" + n]) for n in names]),
             "R": np.stack([_to_onnx(state_dict["weight_hh" + n]) for n in names]),
@@ -128,7 +131,7 @@ def onnx_to_torch(layers: list[LayerWeights]) -> dict[str, Tensor]:
             raise ValueError(f"layer {layer}: nonzero peephole weights P have no torch equivalent")
         hidden = R.shape[-1]
         for direction in range(W.shape[0]):
-            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            suffix = parameter_suffix(layer, direction)
             state_dict["weight_ih" + suffix] = torch.from_numpy(reorder_gates(W[direction], "onnx", "torch"))
             state_dict["weight_hh" + suffix] = torch.from_numpy(reorder_gates(R[direction], "onnx", "torch"))
             if weights.get("B") is not None:
@@ -150,8 +153,7 @@ def torch_to_keras(state_dict: dict[str, Tensor]) -> list[list[LayerWeights]]:
     layers = []
     for layer in range(config["num_layers"]):
         directions = []
-        for direction in _directions(config):
-            suffix = f"_l{layer}{direction}"
+        for suffix in _suffixes(config, layer):
             w_ih, w_hh = _numpy(state_dict["weight_ih" + suffix]), _numpy(state_dict["weight_hh" + suffix])
             weights = {
                 "kernel": reorder_gates(w_ih, "torch", "keras").T,
@@ -176,7 +178,7 @@ def keras_to_torch(layers: list[list[LayerWeights]]) -> dict[str, Tensor]:
         if len(directions) not in (1, 2):
             raise ValueError(f"layer {layer}: expected 1 or 2 directions, found {len(directions)}")
         for direction, weights in enumerate(directions):
-            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            suffix = parameter_suffix(layer, direction)
             kernel, recurrent = np.asarray(weights["kernel"]), np.asarray(weights["recurrent_kernel"])
             if kernel.ndim != 2 or recurrent.shape != (recurrent.shape[0], 4 * recurrent.shape[0]):
                 raise ValueError(f"layer {layer}: expected kernel (I,4H) and recurrent_kernel (H,4H), "

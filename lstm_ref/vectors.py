@@ -26,7 +26,6 @@ its dtype over T steps (:mod:`lstm_ref.tolerances`), written into the manifest.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import time
@@ -36,10 +35,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from lstm_ref import configs
-from lstm_ref.candidates import DEFAULT_IMPL, Factory, load_factory
+from lstm_ref.accuracy import padded, padded_time_dim
+from lstm_ref.candidates import Factory
 from lstm_ref.compare import TensorReport, compare_tensor
 from lstm_ref.configs import Config
 from lstm_ref.conformance import FAILED, PASSED, UNSUPPORTED, Result, build_reference, make_inputs
@@ -57,12 +57,6 @@ def vector_configs() -> list[Config]:
     return [c for c in configs.quick_matrix(("cpu",), ("float64",)) if not c.train]
 
 
-def _padded(input: Tensor | PackedSequence, config: Config) -> Tensor:
-    if isinstance(input, PackedSequence):
-        return pad_packed_sequence(input, batch_first=config.batch_first, total_length=config.seq_len)[0]
-    return input
-
-
 def write_case(config: Config, dtype: str, directory: Path, seed: int) -> dict:
     """Write one case's ``.npz`` in ``dtype``; return its manifest entry."""
     config = replace(config, dtype="float64")
@@ -75,7 +69,7 @@ def write_case(config: Config, dtype: str, directory: Path, seed: int) -> dict:
         inputs.hx = None if inputs.hx is None else tuple(s.double() for s in inputs.hx)
     with torch.no_grad():
         output, (h_n, c_n) = reference(inputs.input, inputs.hx)
-    arrays = {"input": _padded(inputs.input, config), "output": _padded(output, config),
+    arrays = {"input": padded(inputs.input, config), "output": padded(output, config),
               "h_n": h_n, "c_n": c_n, **reference.state_dict()}
     if inputs.hx is not None:
         arrays["h0"], arrays["c0"] = inputs.hx
@@ -166,9 +160,8 @@ def replay_case(entry: dict, directory: Path, factory: Factory) -> Result:
     if isinstance(input, PackedSequence) and not isinstance(output, PackedSequence):
         reports = [TensorReport("output", False, f"expected a PackedSequence, got {type(output).__name__}")]
     else:
-        time_dim = 1 if config.batch_first and config.input_form != "unbatched" else 0
-        reports = [compare_tensor("output", _padded(output, config), arrays["output"], tolerance,
-                                  time_dim=time_dim)]
+        reports = [compare_tensor("output", padded(output, config), arrays["output"], tolerance,
+                                  time_dim=padded_time_dim(config))]
     reports += [compare_tensor("h_n", h_n, arrays["h_n"], tolerance),
                 compare_tensor("c_n", c_n, arrays["c_n"], tolerance)]
     status = PASSED if all(r.passed for r in reports) else FAILED
@@ -179,45 +172,3 @@ def verify_vectors(directory: str | Path, factory: Factory) -> list[Result]:
     """Replay every case of the manifest in ``directory``."""
     directory = Path(directory)
     return [replay_case(entry, directory, factory) for entry in read_manifest(directory)["cases"]]
-
-
-# ----------------------------------------------------------------------------- command line
-
-def run_vectors(args: argparse.Namespace) -> int:
-    from lstm_ref.cli import EXIT_OK
-
-    manifest = write_vectors(args.out, args.seed)
-    print(f"wrote {len(manifest['cases'])} cases ({', '.join(VECTOR_DTYPES)}) and {MANIFEST} to {args.out}")
-    return EXIT_OK
-
-
-def run_verify(args: argparse.Namespace) -> int:
-    from lstm_ref.cli import EXIT_FAILED, EXIT_OK, UsageError
-    from lstm_ref.report import summary_line
-
-    spec, factory = load_factory(args.impl)
-    started = time.perf_counter()
-    try:
-        results = verify_vectors(args.directory, factory)
-    except VectorsError as error:
-        raise UsageError(str(error)) from None
-    for result in results:
-        worst = f"{result.worst_ratio:.3g}x tolerance" if result.tensors else ""
-        print(f"{result.status:<12}{result.config.id}  {worst}")
-        if result.status == FAILED:
-            print("\n".join("  " + line for line in result.describe().splitlines()[1:]))
-    print(f"{spec} on {args.directory}: {summary_line(results, time.perf_counter() - started)}")
-    return EXIT_FAILED if any(r.status == FAILED for r in results) else EXIT_OK
-
-
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    vectors = subparsers.add_parser(
-        "vectors", help="write golden vectors (.npz per case + manifest.json) for other implementations")
-    vectors.add_argument("--out", required=True, metavar="DIR", help="directory to write (created if needed)")
-    vectors.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    vectors.set_defaults(run=run_vectors)
-    verify = subparsers.add_parser("verify", help="replay golden vectors against an implementation")
-    verify.add_argument("directory", metavar="DIR", help="a directory written by lstm-ref vectors")
-    verify.add_argument("--impl", default=DEFAULT_IMPL, metavar="MODULE:ATTR",
-                        help=f"factory of the LSTM under test (default {DEFAULT_IMPL})")
-    verify.set_defaults(run=run_verify)

@@ -28,8 +28,6 @@ left out. ``batch_first`` and ``dropout`` are not stored in a state_dict.
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -309,43 +307,3 @@ def select(found: list[FoundLSTM], prefix: str | None) -> FoundLSTM:
 def load_lstm(path: str | Path, prefix: str | None = None) -> LSTM | LSTMCell:
     """Read ``path``, find the LSTM under ``prefix`` (or the only one) and build it in lstm_ref."""
     return select(find_lstms(read_state_dict(path)), prefix).build()
-
-
-# ----------------------------------------------------------------------------- command line
-
-def run_import(args: argparse.Namespace) -> int:
-    from lstm_ref.cli import EXIT_OK, UsageError
-
-    try:
-        found = find_lstms(read_state_dict(args.path))
-        chosen = select(found, args.prefix) if args.out or args.prefix is not None else None
-        if args.out:
-            write_state_dict(chosen.state_dict, args.out)
-    except (WeightFileError, StateDictError) as error:
-        raise UsageError(str(error)) from None
-    shown = [chosen] if chosen is not None else found
-    if args.json:
-        print(json.dumps([f.as_dict() for f in shown], indent=1))
-    else:
-        if not found:
-            print(f"{args.path}: no LSTM or LSTMCell found")
-        for item in shown:
-            print(item.describe())
-        if args.out:
-            print(f"wrote {len(chosen.state_dict)} tensors of {chosen.prefix or '(top level)'} to {args.out}")
-    return EXIT_OK
-
-
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "import", help="find the LSTMs in a checkpoint (.pt/.pth/.safetensors/.npz), print or export one",
-        description="List every nn.LSTM / nn.LSTMCell in a weight file with its configuration; "
-                    "with --out, write the chosen one's weights under torch's parameter names.",
-    )
-    parser.add_argument("path", help="a .pt/.pth state_dict, .safetensors or .npz file")
-    parser.add_argument("--prefix", metavar="P", help="the module path of the LSTM to show/export, e.g. lstm")
-    parser.add_argument("--json", action="store_true",
-                        help="print a JSON list of {prefix, kind, input_size, hidden_size, ...}")
-    parser.add_argument("--out", metavar="FILE",
-                        help="export the chosen LSTM to FILE.npz or FILE.safetensors")
-    parser.set_defaults(run=run_import)

@@ -311,6 +311,78 @@ def batch_squeezed(module: nn.LSTM) -> Callable:
     return forward
 
 
+# --- what torch never does to its caller, and memory it does not assume ----------------------
+
+def state_written_back(module: nn.LSTM) -> Callable:
+    """A streaming kernel that writes the final state into the caller's h0 and c0 buffers."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        output, (h_n, c_n) = ref(input, hx)
+        if hx is not None:
+            hx[0].copy_(h_n)
+            hx[1].copy_(c_n)
+        return output, (h_n, c_n)
+    return forward
+
+
+def packed_data_as_workspace(module: nn.LSTM) -> Callable:
+    """A kernel that reuses a packed input's data buffer as scratch space once it has read it."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        output, state = ref(input, hx)
+        if isinstance(input, PackedSequence):
+            input.data.tanh_()
+        return output, state
+    return forward
+
+
+def _storage_read_contiguously(tensor: Tensor) -> Tensor:
+    """``tensor``'s storage read from its offset with contiguous strides (a raw pointer's view)."""
+    return tensor.new_empty(0).set_(tensor.untyped_storage(), tensor.storage_offset(), tensor.shape)
+
+
+def assumes_contiguous_memory(module: nn.LSTM) -> Callable:
+    """A kernel that reads its input and states through a raw pointer, as if they were contiguous."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        if isinstance(input, PackedSequence):
+            input = input._replace(data=_storage_read_contiguously(input.data))
+        else:
+            input = _storage_read_contiguously(input)
+        return ref(input, None if hx is None else tuple(_storage_read_contiguously(s) for s in hx))
+    return forward
+
+
+def assumes_sorted_indices(module: nn.LSTM) -> Callable:
+    """A kernel that reorders h0 by the packed input's sorted_indices, assuming there always are some."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        if isinstance(input, PackedSequence):
+            order = input.sorted_indices.to(input.data.device)  # None from enforce_sorted=True
+            assert order.numel() == input.batch_sizes[0]
+        return ref(input, hx)
+    return forward
+
+
+def state_carried_across_calls(module: nn.LSTM) -> Callable:
+    """A stateful kernel that starts a call without hx from where its previous call ended."""
+    ref = LSTM.from_torch(module)
+    carried: list = []
+
+    def forward(input, hx=None):
+        if hx is None and carried and carried[0][0].shape[1:] == (input.shape[0 if module.batch_first else 1],
+                                                                    carried[0][0].shape[-1]):
+            hx = carried[0]
+        output, state = ref(input, hx)
+        carried[:] = [tuple(s.detach() for s in state)]
+        return output, state
+    return forward
+
+
 # --- the registry ----------------------------------------------------------------------------
 
 def _special(tag: str) -> Config:
@@ -372,4 +444,12 @@ MUTANTS: list[Mutant] = [
     Mutant("computes_in_float32", computes_in_float32, replace(BASE, dtype="float64"), BASE),
     Mutant("returns_cpu_tensors", returns_cpu_tensors, replace(BASE, device="cuda", torch_path="cudnn"), BASE),
     Mutant("batch_squeezed", batch_squeezed, _special("N1"), replace(_special("N1"), batch_size=3)),
+    Mutant("state_written_back", state_written_back, H0, BASE),
+    Mutant("packed_data_as_workspace", packed_data_as_workspace, replace(BASE, input_form="packed"), BASE),
+    Mutant("assumes_contiguous_memory", assumes_contiguous_memory,
+           replace(H0, num_layers=2, layout="transposed"), replace(H0, num_layers=2)),
+    Mutant("assumes_sorted_indices", assumes_sorted_indices,
+           replace(BASE, input_form="packed_sorted"), replace(BASE, input_form="packed")),
+    Mutant("state_carried_across_calls", state_carried_across_calls, _special("batch_split_zero_state"),
+           replace(_special("batch_split_zero_state"), batch_split=False)),
 ]

@@ -8,11 +8,17 @@ it from a correct implementation:
     forget_gate_sign        ... whose forget-gate derivative has the wrong sign
     h0_detached             the initial hidden state is detached: no gradient reaches h0
     gradient_through_c_only the recurrent h is detached in every step: gradients flow through c alone
+    weight_hh_grad_doubled  a plain callable over the given module whose weight_hh gradients are twice torch's
+    biases_detached         a plain callable over the given module that detaches the biases
+    weights_copied          a plain callable over its own copy of the weights (parameter gradients
+                            cannot be compared: unsupported, never passed)
 
     lstm-ref check --grad --impl tests.mutants_grad:forget_gate_sign
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -126,9 +132,49 @@ def gradient_through_c_only(module: nn.LSTM) -> lstm_ref.LSTM:
     return ThroughCOnlyLSTM.from_torch(module)
 
 
+class _ScaledGradient(torch.autograd.Function):
+    """The identity forward; backward multiplies the incoming gradient by ``scale``."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, tensor: Tensor, scale: float) -> Tensor:
+        ctx.scale = scale
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad * ctx.scale, None
+
+
+def _over_parameters(module: nn.LSTM, transform) -> Callable:
+    """A plain callable (not an nn.Module) running ``module`` with each parameter ``p`` of name
+    ``name`` replaced by ``transform(name, p)``: gradients reach the module's own parameters."""
+    def call(input, hx=None):
+        parameters = {name: transform(name, p) for name, p in module.named_parameters()}
+        return torch.func.functional_call(module, parameters, (input, hx))
+    return call
+
+
+def weight_hh_grad_doubled(module: nn.LSTM) -> Callable:
+    def doubled(name: str, parameter: Tensor) -> Tensor:
+        return _ScaledGradient.apply(parameter, 2.0) if name.startswith("weight_hh") else parameter
+    return _over_parameters(module, doubled)
+
+
+def biases_detached(module: nn.LSTM) -> Callable:
+    return _over_parameters(module, lambda name, p: p.detach() if name.startswith("bias") else p)
+
+
+def weights_copied(module: nn.LSTM) -> Callable:
+    """Right values and input gradients; the weights live in a copy no gradient check can see."""
+    ref = lstm_ref.LSTM.from_torch(module)
+    return lambda input, hx=None: ref(input, hx)
+
+
 #: The mutants the gradient check must catch, by name.
 MUTANTS = {
     "forget_gate_sign": forget_gate_sign,
     "h0_detached": h0_detached,
     "gradient_through_c_only": gradient_through_c_only,
+    "weight_hh_grad_doubled": weight_hh_grad_doubled,
+    "biases_detached": biases_detached,
 }

@@ -5,15 +5,9 @@ import torch
 from torch import nn
 
 import lstm_ref
-from lstm_ref.compare import compare_tensor
-from lstm_ref.tolerances import tolerance_for
+from lstm_ref.testing import assert_close
 
 DTYPES = [torch.float32, torch.float64]
-
-
-def assert_matches(name, actual, expected, steps=1):
-    report = compare_tensor(name, actual, expected, tolerance_for(expected.dtype, expected.device).over(steps))
-    assert report.passed, report.describe()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -29,8 +23,8 @@ def test_cell_matches_torch_cell(form, bias, dtype):
                                         torch.randn(*shape, 6, generator=generator, dtype=dtype))
     with torch.no_grad():
         expected, actual = cell(x, hx), ref(x, hx)
-    assert_matches("h_1", actual[0], expected[0])
-    assert_matches("c_1", actual[1], expected[1])
+    assert_close(actual[0], expected[0], steps=1, name="h_1")
+    assert_close(actual[1], expected[1], steps=1, name="c_1")
 
 
 def step_cells(cells, x, states):
@@ -64,9 +58,9 @@ def test_stacked_cells_stepped_over_time_equal_nn_lstm(cell_impl, num_layers, dt
     with torch.no_grad():
         expected, (h_n, c_n) = lstm(x, (h0, c0))
         output, states = step_cells(cells, x, [(h0[k], c0[k]) for k in range(num_layers)])
-    assert_matches("output", output, expected, T)
-    assert_matches("h_n", torch.stack([s[0] for s in states]), h_n, T)
-    assert_matches("c_n", torch.stack([s[1] for s in states]), c_n, T)
+    assert_close(output, expected, steps=T, name="output")
+    assert_close(torch.stack([s[0] for s in states]), h_n, steps=T, name="h_n")
+    assert_close(torch.stack([s[1] for s in states]), c_n, steps=T, name="c_n")
 
 
 def test_cell_rejects_wrong_rank_and_size_like_torch():

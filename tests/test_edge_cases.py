@@ -1,7 +1,7 @@
-"""Valid but unusual calls: lstm_ref.LSTM gives what torch.nn.LSTM gives.
+"""Valid but unusual calls: lstm_ref.LSTM and the fast path give what torch.nn.LSTM gives.
 
-Each case builds a torch LSTM, copies it into lstm_ref, runs both on the same input and
-compares output, h_n and c_n with lstm_ref.compare.compare_tensor at the tolerance table's
+Each case builds a torch LSTM, hands it to our factory, runs both on the same input and
+compares output, h_n and c_n with lstm_ref.testing.assert_lstm_close at the tolerance table's
 row for the dtype (over the sequence length).
 """
 
@@ -16,25 +16,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pack_sequence
 
 import lstm_ref
-from lstm_ref.compare import compare_tensor
-from lstm_ref.tolerances import tolerance_for
-
-
-def assert_matches(actual: object, expected: object, steps: int) -> None:
-    """output (Tensor or PackedSequence), h_n and c_n of lstm_ref against torch's."""
-    (out, (h_n, c_n)), (out_want, (h_want, c_want)) = actual, expected
-    if isinstance(out_want, PackedSequence):
-        assert isinstance(out, PackedSequence)
-        assert torch.equal(out.batch_sizes, out_want.batch_sizes)
-        for name in ("sorted_indices", "unsorted_indices"):
-            got, want = getattr(out, name), getattr(out_want, name)
-            assert (got is None and want is None) or torch.equal(got, want), name
-        out, out_want = out.data, out_want.data
-    tolerance = tolerance_for(out_want.dtype, out_want.device).over(steps)
-    reports = [compare_tensor(name, got, want, tolerance)
-               for name, got, want in (("output", out, out_want), ("h_n", h_n, h_want), ("c_n", c_n, c_want))]
-    failed = [report.describe() for report in reports if not report.passed]
-    assert not failed, "\n".join(failed)
+from lstm_ref import fast
+from lstm_ref.testing import assert_close, assert_lstm_close
 
 
 @dataclass(frozen=True)
@@ -92,42 +75,48 @@ EDGES = [
 ]
 
 
-def pair(**kwargs) -> tuple[nn.LSTM, lstm_ref.LSTM]:
+#: Our LSTMs, as factories called with a configured nn.LSTM.
+FACTORIES = {"lstm_ref": lstm_ref.LSTM.from_torch, "fast": fast.from_torch}
+factories = pytest.mark.parametrize("factory", FACTORIES.values(), ids=FACTORIES.keys())
+
+
+def pair(factory: Callable, **kwargs) -> tuple[nn.LSTM, Callable]:
     torch.manual_seed(0)
     reference = nn.LSTM(4, 6, **kwargs)
-    return reference, lstm_ref.LSTM.from_torch(reference)
+    return reference, factory(reference)
 
 
+@factories
 @pytest.mark.parametrize("edge", EDGES, ids=[edge.id for edge in EDGES])
-def test_edge_case_matches_torch(edge: Edge) -> None:
-    reference, ours = pair(**edge.module)
+def test_edge_case_matches_torch(edge: Edge, factory: Callable) -> None:
+    reference, ours = pair(factory, **edge.module)
     torch.manual_seed(1)
     x = edge.make_input()
     hx = edge.hx() if edge.hx else None
     with torch.no_grad():
-        assert_matches(ours(x, hx), reference(x, hx), edge.steps)
+        assert_lstm_close(ours(x, hx), reference(x, hx), steps=edge.steps)
 
 
-def test_input_requiring_grad_gives_torch_outputs_and_gradients() -> None:
-    reference, ours = pair(num_layers=2, bidirectional=True)
+@factories
+def test_input_requiring_grad_gives_torch_outputs_and_gradients(factory: Callable) -> None:
+    reference, ours = pair(factory, num_layers=2, bidirectional=True)
     x = torch.randn(5, 3, 4, requires_grad=True)
     h0 = torch.randn(4, 3, 6, requires_grad=True)
     c0 = torch.randn(4, 3, 6, requires_grad=True)
     expected = reference(x, (h0, c0))
     actual = ours(x, (h0, c0))
     assert actual[0].requires_grad
-    assert_matches(actual, expected, 5)
-    tolerance = tolerance_for(torch.float32, "cpu").over(5)
+    assert_lstm_close(actual, expected, steps=5)
     for leaf in (x, h0, c0):
         want = torch.autograd.grad(expected[0].sum() + expected[1][1].sum(), leaf, retain_graph=True)[0]
         got = torch.autograd.grad(actual[0].sum() + actual[1][1].sum(), leaf, retain_graph=True)[0]
-        report = compare_tensor("grad", got, want, tolerance)
-        assert report.passed, report.describe()
+        assert_close(got, want, steps=5, name="grad")
 
 
+@factories
 @pytest.mark.parametrize("form", ["dense", "packed"])
-def test_inference_mode_matches_torch(form: str) -> None:
-    reference, ours = pair(num_layers=2, bidirectional=True, proj_size=3)
+def test_inference_mode_matches_torch(form: str, factory: Callable) -> None:
+    reference, ours = pair(factory, num_layers=2, bidirectional=True, proj_size=3)
     x = torch.randn(5, 3, 4)
     if form == "packed":
         x = pack_padded_sequence(x, torch.tensor([2, 5, 3]), enforce_sorted=False)
@@ -135,4 +124,4 @@ def test_inference_mode_matches_torch(form: str) -> None:
         expected = reference(x)
         actual = ours(x)
     assert (actual[0].data if form == "packed" else actual[0]).is_inference()
-    assert_matches(actual, expected, 5)
+    assert_lstm_close(actual, expected, steps=5)

@@ -11,19 +11,17 @@ import pytest
 import torch
 from torch import nn
 
-from lstm_ref.compare import compare_tensor
-from lstm_ref.tolerances import tolerance_for
+from lstm_ref.testing import assert_close
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-sys.path.insert(0, str(EXAMPLES))  # the examples import their sibling example_checks, as scripts do
+sys.path.insert(0, str(EXAMPLES))  # the examples are scripts, not a package: import them by file name
 
-assert_matches = importlib.import_module("example_checks").assert_matches
 poetry = importlib.import_module("poetry_language_model")
 classifier = importlib.import_module("bidirectional_classifier")
 time_series = importlib.import_module("time_series")
 cells = importlib.import_module("lstm_cell_stepping")
 
-SCRIPTS = sorted(path.name for path in EXAMPLES.glob("*.py") if path.name != "example_checks.py")
+SCRIPTS = sorted(path.name for path in EXAMPLES.glob("*.py"))
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -31,11 +29,6 @@ def test_example_runs_as_a_script(script, capsys):
     runpy.run_path(str(EXAMPLES / script), run_name="__main__")
     printed = capsys.readouterr().out
     assert ": ok;" in printed, printed
-
-
-def out_of_tolerance(actual, expected, steps):
-    report = compare_tensor("x", actual, expected, tolerance_for(expected.dtype, expected.device).over(steps))
-    return not report.passed
 
 
 # a. the poetry language model
@@ -53,7 +46,7 @@ def test_poetry_logits_identical_with_lstm_ref(poetry_model):
     ref_logits, (ref_h, ref_c) = poetry.with_reference_lstm(poetry_model)(tokens)
     assert logits.shape == (12 * 3, 40) and h_n.shape == (3, 3, 16)
     for name, actual, expected in [("logits", ref_logits, logits), ("h_n", ref_h, h_n), ("c_n", ref_c, c_n)]:
-        assert_matches(name, actual, expected, steps=12)
+        assert_close(actual, expected, steps=12, name=name)
 
 
 @pytest.mark.parametrize("chunk", [1, 4, 5], ids=lambda n: f"chunk{n}")
@@ -63,9 +56,9 @@ def test_poetry_chunks_with_carried_state_equal_one_pass(poetry_model, chunk):
     tokens = torch.randint(40, (12, 2))
     logits, (h_n, c_n) = reference(tokens)
     chunked, (h_chunked, c_chunked) = poetry.run_in_chunks(reference, tokens, chunk)
-    assert_matches("logits", chunked, logits, steps=12)
-    assert_matches("h_n", h_chunked, h_n, steps=12)
-    assert_matches("c_n", c_chunked, c_n, steps=12)
+    assert_close(chunked, logits, steps=12, name="logits")
+    assert_close(h_chunked, h_n, steps=12, name="h_n")
+    assert_close(c_chunked, c_n, steps=12, name="c_n")
 
 
 @torch.no_grad()
@@ -94,10 +87,10 @@ def test_classifier_representation_is_last_forward_and_first_reverse_state(text_
     representation = text_classifier.sentence_representation(tokens, lengths)
     output, _ = classifier.padded_outputs(text_classifier, tokens, lengths)
     assert representation.shape == (5, 12)
-    assert_matches("representation", classifier.representation_from_output(output, lengths, 6),
-                   representation, steps=6)
+    assert_close(classifier.representation_from_output(output, lengths, 6), representation, steps=6,
+                 name="representation")
     ref_logits = classifier.with_reference_lstm(text_classifier)(tokens, lengths)
-    assert_matches("logits", ref_logits, text_classifier(tokens, lengths), steps=6)
+    assert_close(ref_logits, text_classifier(tokens, lengths), steps=6, name="logits")
 
 
 @torch.no_grad()
@@ -109,8 +102,9 @@ def test_seed_last_step_of_padded_output_is_something_else(text_classifier):
     last_step = output[-1]                                     # (N, 2H): step T-1 of every sentence
     short = lengths < 6
     assert torch.all(last_step[short] == 0)                    # padding: pad_packed_sequence fills zeros
-    assert out_of_tolerance(last_step[~short, 6:], representation[~short, 6:], 6)  # reverse half: t=T-1
-    assert_matches("forward half, full length", last_step[~short, :6], representation[~short, :6], 6)
+    with pytest.raises(AssertionError, match="out of tolerance"):  # reverse half: t=T-1, not t=0
+        assert_close(last_step[~short, 6:], representation[~short, 6:], steps=6, name="reverse half")
+    assert_close(last_step[~short, :6], representation[~short, :6], steps=6, name="forward half, full length")
 
 
 # c. batch_first time series
@@ -128,9 +122,9 @@ def test_time_series_last_step_head(window):
         actual, (h_actual, c_actual) = reference(series)
     else:
         actual, (h_actual, c_actual) = time_series.predict_in_windows(reference, series, window)
-    assert_matches("prediction", actual, prediction, steps=24)
-    assert_matches("h_n", h_actual, h_n, steps=24)
-    assert_matches("c_n", c_actual, c_n, steps=24)
+    assert_close(actual, prediction, steps=24, name="prediction")
+    assert_close(h_actual, h_n, steps=24, name="h_n")
+    assert_close(c_actual, c_n, steps=24, name="c_n")
 
 
 @torch.no_grad()
@@ -140,7 +134,7 @@ def test_time_series_flattened_head():
     net = time_series.LSTMNet(5, 8, window=24, num_outputs=3).eval()
     prediction = net(series)
     assert prediction.shape == (2, 3)
-    assert_matches("prediction", time_series.with_reference_lstm(net, "rnn")(series), prediction, steps=24)
+    assert_close(time_series.with_reference_lstm(net, "rnn")(series), prediction, steps=24, name="prediction")
 
 
 # d. LSTMCell stepping
@@ -153,10 +147,12 @@ def test_cell_loop_equals_lstm_and_seed_loop_does_not():
     expected, (h_n, c_n) = cells.lstm_from_cells([cell])(x)
     for stepped in (cell, cells.lstm_ref.LSTMCell.from_torch(cell)):
         outputs, (h, c) = cells.step_cell(stepped, x)
-        assert_matches("outputs", outputs, expected, steps=7)
-        assert_matches("c", c, c_n[0], steps=7)
+        assert_close(outputs, expected, steps=7, name="outputs")
+        assert_close(c, c_n[0], steps=7, name="c")
     b, c_bug = cells.step_cell_seed_bug(cell, x)
-    assert out_of_tolerance(b, h_n[0], 7) and out_of_tolerance(c_bug, c_n[0], 7)
+    for name, actual, expected in [("h", b, h_n[0]), ("c", c_bug, c_n[0])]:
+        with pytest.raises(AssertionError, match="out of tolerance"):
+            assert_close(actual, expected, steps=7, name=name)
 
 
 @pytest.mark.parametrize("sizes", [(5, 5), (8, 5)], ids=["equal_hidden", "hidden8_then5"])
@@ -168,7 +164,7 @@ def test_two_layer_cell_stack_equals_lstm(sizes):
     outputs, states = cells.step_stack(stack, x)
     if sizes[0] == sizes[1]:
         expected, (h_n, _) = cells.lstm_from_cells(stack)(x)
-        assert_matches("h of layer 0", states[0][0], h_n[0], steps=6)
+        assert_close(states[0][0], h_n[0], steps=6, name="h of layer 0")
     else:
         expected, _ = cells.lstm_from_cells(stack[1:])(cells.lstm_from_cells(stack[:1])(x)[0])
-    assert_matches("outputs", outputs, expected, steps=6)
+    assert_close(outputs, expected, steps=6, name="outputs")

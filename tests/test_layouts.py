@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from lstm_ref import layouts
-from lstm_ref.compare import compare_tensor
-from lstm_ref.tolerances import tolerance_for
+from lstm_ref.testing import assert_close, assert_lstm_close
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "weights.md"
 
@@ -39,11 +38,10 @@ def inputs(case: dict, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch
     return draw(T, N, IN), draw(states, N, H), draw(states, N, H)
 
 
-def assert_matches(actual: dict[str, np.ndarray], expected: dict[str, torch.Tensor]) -> None:
-    tolerance = tolerance_for(torch.float64, "cpu").over(T)
-    for name, want in expected.items():
-        report = compare_tensor(name, torch.from_numpy(np.ascontiguousarray(actual[name])), want, tolerance)
-        assert report.passed, report.describe()
+def lstm_result(output: np.ndarray, h_n: np.ndarray, c_n: np.ndarray) -> tuple:
+    """NumPy arrays as nn.LSTM's result ``(output, (h_n, c_n))``."""
+    output, h_n, c_n = (torch.from_numpy(np.ascontiguousarray(array)) for array in (output, h_n, c_n))
+    return output, (h_n, c_n)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -79,7 +77,7 @@ def test_onnx_round_trips_are_exact(case):
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(onnx_layers, again, strict=True) for k in a)
 
 
-def run_onnx_reference(layers: list[dict], x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> dict:
+def run_onnx_reference(layers: list[dict], x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> tuple:
     """Stacked ONNX LSTM nodes, each run by onnx.reference: Y (T, D, N, H) -> (T, N, D*H) between layers."""
     onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install 'lstm-ref[onnx]'")
     from onnx import TensorProto, helper
@@ -107,7 +105,7 @@ def run_onnx_reference(layers: list[dict], x: np.ndarray, h0: np.ndarray, c0: np
         h_n.append(y_h)
         c_n.append(y_c)
     assert onnx is not None
-    return {"output": x, "h_n": np.concatenate(h_n), "c_n": np.concatenate(c_n)}
+    return lstm_result(x, np.concatenate(h_n), np.concatenate(c_n))
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
@@ -115,9 +113,9 @@ def test_onnx_weights_run_by_onnx_reference_match_torch(case):
     module = make_lstm(case)
     x, h0, c0 = inputs(case)
     with torch.no_grad():
-        output, (h_n, c_n) = module(x, (h0, c0))
+        expected = module(x, (h0, c0))
     actual = run_onnx_reference(layouts.torch_to_onnx(module.state_dict()), x.numpy(), h0.numpy(), c0.numpy())
-    assert_matches(actual, {"output": output, "h_n": h_n, "c_n": c_n})
+    assert_lstm_close(actual, expected, steps=T)
 
 
 def test_onnx_gate_order_bug_is_caught_by_the_reference_check():
@@ -129,8 +127,8 @@ def test_onnx_gate_order_bug_is_caught_by_the_reference_check():
     wrong[0]["W"] = layouts.reorder_gates(wrong[0]["W"], "onnx", "torch", axis=1)
     with torch.no_grad():
         output, _ = module(x, (h0, c0))
-    actual = run_onnx_reference(wrong, x.numpy(), h0.numpy(), c0.numpy())
-    assert not np.allclose(actual["output"], output.numpy(), atol=1e-3)
+    actual, _ = run_onnx_reference(wrong, x.numpy(), h0.numpy(), c0.numpy())
+    assert not torch.allclose(actual, output, atol=1e-3)
 
 
 def test_onnx_rejects_projections_and_peepholes():
@@ -158,7 +156,7 @@ def keras_lstm(weights: dict, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> tu
     return np.stack(outputs), h, c
 
 
-def run_keras_equations(layers: list[list[dict]], x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> dict:
+def run_keras_equations(layers: list[list[dict]], x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> tuple:
     """Stacked Keras LSTMs; a Bidirectional layer runs the backward LSTM on x reversed in time,
     reverses its output back and concatenates (merge_mode='concat')."""
     h_n, c_n = [], []
@@ -173,7 +171,7 @@ def run_keras_equations(layers: list[list[dict]], x: np.ndarray, h0: np.ndarray,
             c_n.append(c)
             index += 1
         x = np.concatenate(outputs, axis=-1)
-    return {"output": x, "h_n": np.stack(h_n), "c_n": np.stack(c_n)}
+    return lstm_result(x, np.stack(h_n), np.stack(c_n))
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
@@ -181,10 +179,10 @@ def test_keras_weights_run_by_keras_equations_match_torch(case):
     module = make_lstm(case)
     x, h0, c0 = inputs(case)
     with torch.no_grad():
-        output, (h_n, c_n) = module(x, (h0, c0))
+        expected = module(x, (h0, c0))
     keras = layouts.torch_to_keras(module.state_dict())
     actual = run_keras_equations(keras, x.numpy(), h0.numpy(), c0.numpy())
-    assert_matches(actual, {"output": output, "h_n": h_n, "c_n": c_n})
+    assert_lstm_close(actual, expected, steps=T)
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
@@ -228,7 +226,8 @@ def test_concat_kernel_with_runtime_forget_bias_matches_torch_cell(layout):
     gates["f"] = gates["f"] + layouts.RUNTIME_FORGET_BIAS[layout]
     c = sigmoid(gates["f"]) * c0.numpy() + sigmoid(gates["i"]) * np.tanh(gates["g"])
     h = sigmoid(gates["o"]) * np.tanh(c)
-    assert_matches({"h": h, "c": c}, {"h": h_expected, "c": c_expected})
+    assert_close(torch.from_numpy(h), h_expected, steps=1, name="h")
+    assert_close(torch.from_numpy(c), c_expected, steps=1, name="c")
     back = layouts.concat_kernel_to_torch_cell(converted["kernel"], converted["bias"], IN, layout)
     assert torch.equal(back["weight_ih"], cell.weight_ih) and torch.equal(back["weight_hh"], cell.weight_hh)
     # folding adds and removes forget_bias: exact up to one rounding of b_f + forget_bias

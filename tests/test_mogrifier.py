@@ -9,11 +9,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstm_ref.compare import compare_tensor
 from lstm_ref.configs import default_matrix, quick_matrix
 from lstm_ref.conformance import PASSED, check_forward
 from lstm_ref.mogrifier import MogrifierLSTM, from_torch_rounds0, mogrify
-from lstm_ref.tolerances import tolerance_for
+from lstm_ref.testing import assert_close
 
 #: Every axis value of the grid (float32, oneDNN reference, with initial states), the special
 #: cases up to T=20 (dropout, N=1, T=1, H=128), and the quick matrix in float64.
@@ -28,12 +27,6 @@ def test_rounds0_conforms_to_torch(config):
     """MogrifierLSTM supports every axis, so nothing may come out unsupported."""
     result = check_forward(config, from_torch_rounds0)
     assert result.status == PASSED, result.describe()
-
-
-def assert_close(name, actual, expected, steps):
-    tolerance = tolerance_for(expected.dtype, expected.device).over(steps)
-    report = compare_tensor(name, actual, expected, tolerance)
-    assert report.passed, report.describe()
 
 
 @pytest.mark.parametrize("rank", [None, 2], ids=["full_rank", "rank2"])
@@ -108,9 +101,9 @@ def test_equations_on_a_hand_checkable_step():
 
     hx = (torch.tensor([[[0.3]]], dtype=torch.float64), torch.tensor([[[-0.2]]], dtype=torch.float64))
     out, (h_n, c_n) = mog(torch.tensor([[[0.8, -0.6]]], dtype=torch.float64), hx)
-    assert_close("c_n", c_n, torch.tensor([[[c_next]]], dtype=torch.float64), steps=1)
-    assert_close("h_n", h_n, torch.tensor([[[h_next]]], dtype=torch.float64), steps=1)
-    assert_close("output", out, h_n, steps=1)
+    assert_close(c_n, torch.tensor([[[c_next]]], dtype=torch.float64), steps=1, name="c_n")
+    assert_close(h_n, torch.tensor([[[h_next]]], dtype=torch.float64), steps=1, name="h_n")
+    assert_close(out, h_n, steps=1, name="output")
 
 
 def test_low_rank_rounds_are_the_product_of_their_factors():
@@ -121,7 +114,7 @@ def test_low_rank_rounds_are_the_product_of_their_factors():
     low_rank = mogrify(x, h, factors)
     full = mogrify(x, h, [left @ right for left, right in factors])
     for name, actual, expected in zip(("x", "h"), low_rank, full, strict=True):
-        assert_close(name, actual, expected, steps=1)
+        assert_close(actual, expected, steps=1, name=name)
 
 
 def test_from_torch_copies_the_lstm_part_and_rejects_other_modules():
@@ -154,9 +147,9 @@ def test_packed_batch_equals_each_sequence_run_alone():
     padded, _ = pad_packed_sequence(output)
     for n, length in enumerate(lengths.tolist()):
         alone, (h_alone, c_alone) = mog(x[:length, n])
-        assert_close(f"output of sequence {n}", padded[:length, n], alone, steps=length)
-        assert_close(f"h_n of sequence {n}", h_n[:, n], h_alone, steps=length)
-        assert_close(f"c_n of sequence {n}", c_n[:, n], c_alone, steps=length)
+        assert_close(padded[:length, n], alone, steps=length, name=f"output of sequence {n}")
+        assert_close(h_n[:, n], h_alone, steps=length, name=f"h_n of sequence {n}")
+        assert_close(c_n[:, n], c_alone, steps=length, name=f"c_n of sequence {n}")
 
 
 def test_gradients_reach_the_round_matrices():

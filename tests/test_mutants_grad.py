@@ -16,8 +16,8 @@ import torch
 
 from lstm_ref import configs
 from lstm_ref.conformance import FAILED, PASSED, UNSUPPORTED, check_forward
-from lstm_ref.gradients import NO_HISTORY, PLAIN_CALLABLE, UNUSABLE_OUTPUTS, check_gradients
-from tests.mutants_grad import MUTANTS, handwritten_cell
+from lstm_ref.gradients import NO_HISTORY, PARAMETERS_UNREACHED, UNUSABLE_OUTPUTS, check_gradients
+from tests.mutants_grad import MUTANTS, handwritten_cell, weights_copied
 
 #: A few configurations that between them take every axis value (the quick matrix's grid part).
 SAMPLE = [replace(c, initial_state=True) for c in configs.quick_matrix(("cpu",)) if not c.tag]
@@ -48,6 +48,11 @@ def test_mutant_gradients_fail(name, record_property):
     print(f"{name}: smallest failing configuration {failing.config.id}; failing {sorted(failed)}")
     if name == "h0_detached":  # the report points at the one gradient that is cut
         assert failed == {"grad.h0"}, failing.describe()
+    elif name == "weight_hh_grad_doubled":  # a plain callable: judged on the module handed to it
+        assert failed == {"grad.weight_hh_l0"}, failing.describe()
+    elif name == "biases_detached":
+        assert failed == {"grad.bias_ih_l0", "grad.bias_hh_l0"}, failing.describe()
+        assert "no gradient reached this parameter" in failing.describe()
     else:
         assert {"grad.input", "grad.h0"} & failed, failing.describe()
 
@@ -62,13 +67,25 @@ def test_handwritten_backward_control_passes(config):
 @pytest.mark.parametrize("impl", ["lstm_ref", "torch"])
 @pytest.mark.parametrize("config", SAMPLE, ids=SAMPLE_IDS)
 def test_builtin_candidates_pass(impl, config):
+    """lstm_ref is an nn.Module with torch's names; torch's other path is a plain callable over the
+    module handed to it: both have every parameter gradient compared."""
     result = check_gradients(config, impl)
     assert result.status == PASSED, result.describe()
-    if impl == "torch":  # a plain callable: parameters are not compared, and the Result says so
-        assert result.message == PLAIN_CALLABLE
-        assert {t.name for t in result.tensors} == {"grad.input", "grad.h0", "grad.c0"}
-    else:
-        assert {t.name for t in result.tensors} >= {"grad.weight_ih_l0", "grad.weight_hh_l0"}
+    assert result.message == ""
+    assert {t.name for t in result.tensors} >= {"grad.input", "grad.h0", "grad.c0", "grad.weight_ih_l0",
+                                                "grad.weight_hh_l0"}
+
+
+@pytest.mark.parametrize("config", SAMPLE[:3], ids=SAMPLE_IDS[:3])
+def test_parameter_gradients_out_of_reach_are_unsupported_not_passed(config):
+    """A plain callable over its own copy of the weights: input and state gradients are right,
+    parameter gradients cannot be compared, and the configuration is not counted as passed."""
+    result = check_gradients(config, weights_copied)
+    assert result.status == UNSUPPORTED, result.describe()
+    assert result.message.startswith(PARAMETERS_UNREACHED)
+    assert "nn.Module whose parameters have torch's names" in result.message
+    assert {t.name for t in result.tensors} == {"grad.input", "grad.h0", "grad.c0"}
+    assert all(t.passed for t in result.tensors)
 
 
 def no_history(module):

@@ -22,7 +22,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 import lstm_ref
 from lstm_ref import configs, oracle
-from lstm_ref.accuracy import oracle_arguments, padded, run_oracle, time_dim
+from lstm_ref.accuracy import oracle_arguments, padded, padded_time_dim, run_oracle
 from lstm_ref.compare import compare_tensor
 from lstm_ref.conformance import build_reference, make_inputs, torch_path
 from lstm_ref.tolerances import tolerance_for
@@ -67,7 +67,7 @@ def test_oracle_lstm_ref_and_torch_agree_in_float64(config: configs.Config) -> N
     for first, second in [("oracle", "torch"), ("oracle", "lstm_ref"), ("lstm_ref", "torch")]:
         for index, name in enumerate(("output", "h_n", "c_n")):
             report = compare_tensor(name, implementations[first][index], implementations[second][index],
-                                    tolerance, time_dim=time_dim(config) if index == 0 else None)
+                                    tolerance, time_dim=padded_time_dim(config) if index == 0 else None)
             if not report.passed:
                 problems.append(f"{first} vs {second}: {report.describe()}")
     assert not problems, "\n".join(problems)

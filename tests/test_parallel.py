@@ -19,7 +19,7 @@ import torch
 from lstm_ref import configs
 from lstm_ref.conformance import check_forward
 
-#: A spread of the matrix: every input form, both directions, batch_first, bias, projections,
+#: A spread of the matrix: every input form, non-contiguous layouts, both directions, batch_first, bias, projections,
 #: both dtypes and both CPU torch paths, and a deterministic training-mode dropout case.
 BASE = configs.Config(num_layers=2, initial_state=True, input_size=3, hidden_size=4, seq_len=4)
 SUBSET = [
@@ -27,10 +27,10 @@ SUBSET = [
     replace(BASE, dtype="float64", torch_path="native"),
     replace(BASE, bidirectional=True, torch_path="native"),
     replace(BASE, bidirectional=True, input_form="packed"),
-    replace(BASE, bidirectional=True, input_form="packed", proj_size=2, dtype="float64"),
+    replace(BASE, bidirectional=True, input_form="packed_list", proj_size=2, dtype="float64", layout="strided"),
     replace(BASE, input_form="unbatched", proj_size=2),
     replace(BASE, bidirectional=True, batch_first=True, dtype="float64"),
-    replace(BASE, input_form="packed", batch_first=True, torch_path="native"),
+    replace(BASE, input_form="packed_sorted", batch_first=True, torch_path="native", layout="transposed"),
     replace(BASE, bidirectional=True, bias=False, input_form="unbatched", dtype="float64"),
     *[c for c in configs.special_cases() if c.tag == "dropout1_train"],
 ]

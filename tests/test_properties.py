@@ -15,19 +15,16 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 import lstm_ref
 from lstm_ref.candidates import Factory
 from lstm_ref.configs import Config
-from lstm_ref.conformance import PASSED, check_forward
+from lstm_ref.conformance import PASSED
 from lstm_ref.strategies import configs
+from lstm_ref.testing import check_lstm
 from tests.mutants import gates_if_swapped, h0_c0_swapped
 
 
 def assert_conforms(config: Config, factory: Factory) -> None:
-    """``factory``'s LSTM passes ``config``; the failure message ends in a one-line reproducer."""
-    result = check_forward(config, factory)
-    reproducer = f"reproduce: {config.reproducer()}"
-    description = result.describe()
-    if reproducer not in description:  # unsupported or skipped: describe() has no reproducer
-        description += f"\n  {reproducer}"
-    assert result.status == PASSED, description
+    """``factory``'s LSTM passes ``config``; a failure's message ends in a one-line reproducer."""
+    [result] = check_lstm(factory, [config])
+    assert result.status == PASSED, result.describe()
 
 
 @given(config=configs())

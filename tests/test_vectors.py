@@ -13,7 +13,7 @@ import torch
 
 from lstm_ref import vectors
 from lstm_ref.cli import main
-from lstm_ref.configs import Config
+from lstm_ref.configs import INPUT_FORMS, Config
 from lstm_ref.conformance import FAILED, PASSED
 from lstm_ref.modules import LSTM
 
@@ -143,7 +143,7 @@ def test_documented_set_has_every_axis_value_and_no_random_dropout():
     assert configs and not any(c.train for c in configs)
     for axis in ("bidirectional", "batch_first", "bias", "initial_state"):
         assert {getattr(c, axis) for c in configs} == {False, True}, axis
-    assert {c.input_form for c in configs} == {"dense", "unbatched", "packed"}
+    assert {c.input_form for c in configs} == set(INPUT_FORMS)
     assert any(c.proj_size for c in configs) and {c.num_layers for c in configs} >= {1, 2, 3}
 
 

@@ -1,7 +1,4 @@
-"""The ``lstm-ref`` command: ``check`` here, other subcommands from COMMAND_MODULES.
-
-    lstm-ref check [--impl MODULE:ATTR] [--device auto|cpu|cuda|all] [--dtype float32,float64]
-                   [--quick] [--grad] [--seed N] [--json PATH] [--show-failures N] [--timeout SECONDS]
+"""``lstm-ref check``: the conformance matrix against torch.nn.LSTM, a table by axis.
 
 Exit codes: 0 every configuration passed (skipped and unsupported ones
 allowed), 1 any configuration failed, 2 usage error.
@@ -10,32 +7,18 @@ allowed), 1 any configuration failed, 2 usage error.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
-import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from lstm_ref import configs
-from lstm_ref.candidates import DEFAULT_IMPL, CandidateError, load_factory
+from lstm_ref.candidates import DEFAULT_IMPL, load_factory
+from lstm_ref.cli.common import EXIT_FAILED, EXIT_OK, UsageError
 from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, check_forward
 from lstm_ref.gradients import check_gradients
 from lstm_ref.report import axis_table, summary_line, write_json
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-#: Modules that add subcommands: each defines ``add_commands(subparsers)``, whose parsers
-#: set ``run`` (a function of the parsed args returning the exit code) as a default.
-COMMAND_MODULES: tuple[str, ...] = (
-    "lstm_ref.weights", "lstm_ref.vectors", "lstm_ref.accuracy", "lstm_ref.bench_report",
-)
-
-
-class UsageError(Exception):
-    """A mistake in the command line: reported in one line, exit code 2."""
 
 
 def choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -126,9 +109,8 @@ def seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lstm-ref", description="LSTM conformance against torch.nn.LSTM")
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """The ``check`` subcommand."""
     check = commands.add_parser("check", help="run the conformance matrix and print a table by axis")
     check.add_argument("--impl", default=DEFAULT_IMPL, metavar="MODULE:ATTR",
                        help=f"factory of the LSTM under test (default {DEFAULT_IMPL}); "
@@ -151,29 +133,3 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"fail a configuration whose candidate takes longer than SECONDS "
                             f"(default {DEFAULT_TIMEOUT:g}; 0: no limit)")
     check.set_defaults(run=run_check)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_commands(commands)
-    return parser
-
-
-#: torch's notices about its own dispatch, not about the candidate: kept out of the report.
-QUIET_WARNINGS = ("TF32 acceleration on top of oneDNN", "LSTM with projections is not supported with oneDNN")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    for message in QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=message)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (UsageError, CandidateError) as error:
-        print(f"lstm-ref {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as error:
-        print(f"lstm-ref {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-if __name__ == "__main__":
-    sys.exit(main())
