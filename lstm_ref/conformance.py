@@ -29,15 +29,20 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pack_sequence
 
 from lstm_ref.candidates import Factory, load_factory
-from lstm_ref.compare import TensorReport, compare_tensor
+from lstm_ref.compare import TensorReport, compare_lstm_outputs
 from lstm_ref.configs import Config
 from lstm_ref.tolerances import tolerance_for
 
 PASSED, FAILED, UNSUPPORTED, SKIPPED = "passed", "failed", "unsupported", "skipped"
+#: Verdicts on configurations listed as known failures (lstm_ref.expectations): xpassed fails the run.
+XFAILED, XPASSED = "xfailed", "xpassed"
 
 #: Seconds a candidate may take on one configuration (factory and forward call) before the
 #: configuration fails as timed out; the CLI's --timeout and the plugin's --lstm-timeout.
 DEFAULT_TIMEOUT = 300.0
+
+#: torch's notices about its own dispatch, not about the candidate: kept out of reports.
+QUIET_WARNINGS = ("TF32 acceleration on top of oneDNN", "LSTM with projections is not supported with oneDNN")
 
 
 @dataclass
@@ -146,6 +151,8 @@ class Result:
     message: str = ""
     seconds: float = 0.0
     check: str = "forward"            # which check produced it: forward | gradients
+    details: str = ""                 # a crashed or timed-out worker's faulthandler traceback
+    reproduce: str = ""               # a shell command rerunning just this configuration in-process
 
     @property
     def worst_ratio(self) -> float:
@@ -155,7 +162,10 @@ class Result:
     def describe(self) -> str:
         lines = [f"{self.config.id}: {self.status}" + (f": {self.message}" if self.message else "")]
         lines += [f"  {t.describe()}" for t in self.tensors if not t.passed]
-        if self.status == FAILED:
+        lines += [f"  | {line}" for line in self.details.splitlines()]
+        if self.reproduce:
+            lines.append(f"  reproduce in-process: {self.reproduce}")
+        elif self.status == FAILED:
             function = "lstm_ref.gradients.check_gradients" if self.check == "gradients" else None
             lines.append(f"  reproduce: {self.config.reproducer(function)}")
         return "\n".join(lines)
@@ -163,7 +173,7 @@ class Result:
     def as_dict(self) -> dict:
         return {
             "config": self.config.as_dict(), "check": self.check, "status": self.status,
-            "message": self.message,
+            "message": self.message, "details": self.details, "reproduce": self.reproduce,
             "seconds": self.seconds, "tensors": [t.as_dict() for t in self.tensors],
         }
 
@@ -302,32 +312,12 @@ def unequal_lengths(max_length: int, batch: int, generator: torch.Generator) -> 
     return lengths
 
 
-def compare_outputs(config: Config, actual: object, expected: tuple, inputs: Inputs) -> list[TensorReport]:
+def compare_outputs(
+    config: Config, actual: object, expected: tuple, inputs: Inputs | None = None
+) -> list[TensorReport]:
     """Check the candidate's ``(output, (h_n, c_n))`` against torch's, tensor by tensor."""
     tolerance = tolerance_for(config.dtype, config.device).over(config.seq_len)
-    out_expected, (h_expected, c_expected) = expected
-    try:
-        out_actual, (h_actual, c_actual) = actual  # type: ignore[misc]
-    except (TypeError, ValueError):
-        return [TensorReport("result", False,
-                             f"expected (output, (h_n, c_n)), got {type(actual).__name__}")]
-    reports = []
-    if isinstance(out_expected, PackedSequence):
-        if not isinstance(out_actual, PackedSequence):
-            reports.append(TensorReport("output", False,
-                                        f"expected a PackedSequence, got {type(out_actual).__name__}"))
-        else:
-            for name in ("batch_sizes", "sorted_indices", "unsorted_indices"):
-                got, want = getattr(out_actual, name), getattr(out_expected, name)
-                if (got is None) != (want is None) or (want is not None and not torch.equal(got.cpu(), want.cpu())):
-                    reports.append(TensorReport(f"output.{name}", False, f"{got}, expected {want}"))
-            reports.append(compare_tensor("output", out_actual.data, out_expected.data, tolerance,
-                                          batch_sizes=out_expected.batch_sizes))
-    else:
-        reports.append(compare_tensor("output", out_actual, out_expected, tolerance, time_dim=config.time_dim))
-    reports.append(compare_tensor("h_n", h_actual, h_expected, tolerance))
-    reports.append(compare_tensor("c_n", c_actual, c_expected, tolerance))
-    return reports
+    return compare_lstm_outputs(actual, expected, tolerance, config.time_dim)
 
 
 class CandidateTimeout(Exception):

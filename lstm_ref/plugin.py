@@ -2,20 +2,21 @@
 
     pytest --pyargs lstm_ref.suite --lstm-impl mypkg.lstm:make
 
-Options choose the implementation under test, devices, dtypes, a seed and a
-skip file. Tests that take the ``lstm_config`` fixture are parametrized over
-the default matrix (``lstm_ref.configs``), with ids that read like the
-configuration. Unsupported configurations (the candidate raised
-NotImplementedError), configurations on an absent GPU, and those listed in
-the skip file are skipped with their reason and counted in the summary.
+Options choose the implementation under test, devices, dtypes, a seed, a
+skip file and an xfail file. Tests that take the ``lstm_config`` fixture are
+parametrized over the default matrix (``lstm_ref.configs``), with ids that
+read like the configuration. The candidate runs in a worker process (the
+``lstm_runner`` fixture, one per pytest process; ``--lstm-no-isolate`` runs it
+in-process), so a crash or a hang fails one test. Unsupported configurations
+(the candidate raised NotImplementedError), configurations on an absent GPU,
+and those listed in the skip file are skipped with their reason; those in the
+xfail file are strict xfails; all are counted in the summary.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import warnings
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,9 +24,12 @@ import torch
 from lstm_ref import configs
 from lstm_ref.candidates import DEFAULT_IMPL, CandidateError, load_factory
 from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, SKIPPED, UNSUPPORTED, Result
+from lstm_ref.expectations import PatternFileError, matching, read_patterns
+from lstm_ref.runner import Runner
 
 UNSUPPORTED_PREFIX = "unsupported by the candidate"
 SKIP_FILE_PREFIX = "listed in the skip file"
+XFAIL_FILE_PREFIX = "listed in the xfail file"
 NO_DEVICE_PREFIX = "device unavailable"
 
 
@@ -45,6 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"(default {DEFAULT_TIMEOUT:g}; 0: no limit)")
     group.addoption("--lstm-skips", default=None, metavar="FILE",
                     help="file of test-id patterns (fnmatch, one a line, # comments) to skip")
+    group.addoption("--lstm-xfails", default=None, metavar="FILE",
+                    help="file of test-id patterns expected to fail (strict: one that passes fails the run)")
+    group.addoption("--lstm-no-isolate", action="store_true",
+                    help="run the candidate in the pytest process (for pdb) instead of a worker process")
 
 
 def parse_choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -114,6 +122,16 @@ def lstm_seed(pytestconfig: pytest.Config) -> int:
     return pytestconfig.getoption("--lstm-seed")
 
 
+@pytest.fixture(scope="session")
+def lstm_runner(pytestconfig: pytest.Config, lstm_seed: int, lstm_timeout: float):
+    """Runs the candidate's checks (``lstm_runner.check(config, "forward" | "gradients")``) in a
+    worker process that a crash or a hang cannot take the test run down with."""
+    spec, _ = pytestconfig.stash[_FACTORY]
+    with Runner(spec, seed=lstm_seed, timeout=lstm_timeout,
+                isolate=not pytestconfig.getoption("--lstm-no-isolate")) as runner:
+        yield runner
+
+
 def settle(result: Result) -> None:
     """Turn a conformance Result into a pytest outcome: skip (with reason) or assert."""
     if result.status == UNSUPPORTED:
@@ -123,29 +141,36 @@ def settle(result: Result) -> None:
     assert result.status != FAILED, result.describe()
 
 
-def read_skip_file(path: str) -> list[str]:
+def read_pattern_file(path: str, option: str) -> list[str]:
     try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise pytest.UsageError(f"--lstm-skips: cannot read {path!r}: {error.strerror}") from None
-    return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
+        return read_patterns(path, option)
+    except PatternFileError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    skips_path = config.getoption("--lstm-skips")
-    if not skips_path:
-        return
-    patterns = read_skip_file(skips_path)
-    used: set[str] = set()
-    for item in items:
-        for pattern in patterns:
-            if fnmatch.fnmatchcase(item.nodeid, f"*{pattern}*"):
-                item.add_marker(pytest.mark.skip(reason=f"{SKIP_FILE_PREFIX}: {pattern}"))
+    for option, mark in (("--lstm-skips", _skip_mark), ("--lstm-xfails", _xfail_mark)):
+        path = config.getoption(option)
+        if not path:
+            continue
+        patterns = read_pattern_file(path, option)
+        used: set[str] = set()
+        for item in items:
+            pattern = matching(item.nodeid, patterns)
+            if pattern is not None:
+                item.add_marker(mark(pattern))
                 used.add(pattern)
-                break
-    for pattern in patterns:
-        if pattern not in used:
-            warnings.warn(f"--lstm-skips: pattern {pattern!r} matches no collected test", stacklevel=1)
+        for pattern in patterns:
+            if pattern not in used:
+                warnings.warn(f"{option}: pattern {pattern!r} matches no collected test", stacklevel=1)
+
+
+def _skip_mark(pattern: str) -> pytest.MarkDecorator:
+    return pytest.mark.skip(reason=f"{SKIP_FILE_PREFIX}: {pattern}")
+
+
+def _xfail_mark(pattern: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(reason=f"{XFAIL_FILE_PREFIX}: {pattern}", strict=True, raises=AssertionError)
 
 
 class SkipCounter:
@@ -156,6 +181,12 @@ class SkipCounter:
         self.counts: Counter = Counter()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "wasxfail", "").startswith(XFAIL_FILE_PREFIX):
+            self.counts["xfailed (xfail file)"] += 1
+            return
+        if report.failed and XFAIL_FILE_PREFIX in str(report.longrepr) and "XPASS" in str(report.longrepr):
+            self.counts["xpassed, failing the run (xfail file)"] += 1
+            return
         if report.skipped and isinstance(report.longrepr, tuple):
             reason = report.longrepr[2].removeprefix("Skipped: ")
             for prefix in (UNSUPPORTED_PREFIX, SKIP_FILE_PREFIX, NO_DEVICE_PREFIX):
@@ -165,5 +196,5 @@ class SkipCounter:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.counts:
             parts = [f"{count} {prefix}" for prefix, count in sorted(self.counts.items())]
-            terminalreporter.write_sep("-", f"lstm_ref: skipped configurations of {self.spec}")
+            terminalreporter.write_sep("-", f"lstm_ref: skipped and expected-to-fail configurations of {self.spec}")
             terminalreporter.write_line("; ".join(parts))

@@ -17,10 +17,13 @@ from pathlib import Path
 import torch
 
 from lstm_ref.configs import AXES
-from lstm_ref.conformance import FAILED, PASSED, SKIPPED, UNSUPPORTED, Result
+from lstm_ref.conformance import FAILED, PASSED, SKIPPED, UNSUPPORTED, XFAILED, XPASSED, Result
+from lstm_ref.gradients import PARAMETERS_UNREACHED
 
-REPORT_VERSION = 1
-STATUSES = (PASSED, FAILED, UNSUPPORTED, SKIPPED)
+REPORT_VERSION = 2
+STATUSES = (PASSED, FAILED, UNSUPPORTED, SKIPPED, XFAILED, XPASSED)
+#: Statuses shown in the table and the summary line even when no configuration has them.
+ALWAYS_SHOWN = (PASSED, FAILED, UNSUPPORTED, SKIPPED)
 #: The grouping keys of the table: the matrix axes, the torch path, the special case.
 GROUP_KEYS = (*AXES, "torch_path", "tag")
 
@@ -29,9 +32,22 @@ def counts(results: list[Result]) -> Counter:
     return Counter(result.status for result in results)
 
 
+def shown(tally: Counter) -> list[str]:
+    return [s for s in STATUSES if s in ALWAYS_SHOWN or tally[s]]
+
+
+def unsupported_parameter_gradients(results: list[Result]) -> int:
+    """Configurations whose parameter gradients could not be compared (counted among unsupported)."""
+    return sum(r.status == UNSUPPORTED and r.message.startswith(PARAMETERS_UNREACHED) for r in results)
+
+
 def summary_line(results: list[Result], seconds: float) -> str:
     tally = counts(results)
-    return ", ".join(f"{tally[s]} {s}" for s in STATUSES) + f" in {seconds:.1f}s"
+    line = ", ".join(f"{tally[s]} {s}" for s in shown(tally))
+    unreached = unsupported_parameter_gradients(results)
+    if unreached:
+        line += f" ({unreached} of them unsupported for parameter gradients)"
+    return line + f" in {seconds:.1f}s"
 
 
 def axis_table(results: list[Result]) -> str:
@@ -48,14 +64,15 @@ def axis_table(results: list[Result]) -> str:
                 value = "(grid)"
             rows[key, str(value)][result.status] += 1
             worst[key, str(value)] = max(worst[key, str(value)], result.worst_ratio)
-    header = f"{'axis':<14}{'value':<24}" + "".join(f"{s:>12}" for s in STATUSES) + f"{'worst/tol':>11}"
+    columns = shown(counts(results))
+    header = f"{'axis':<14}{'value':<24}" + "".join(f"{s:>12}" for s in columns) + f"{'worst/tol':>11}"
     lines = [header, "-" * len(header)]
     clean_axes = {key for (key, _), tally in rows.items() if tally[PASSED] and not tally[FAILED]}
     for (key, value), tally in sorted(rows.items(), key=lambda row: GROUP_KEYS.index(row[0][0])):
         # failures here but none at another value of the same axis: this axis isolates the bug
         flag = "  <-- fails only at some values" if tally[FAILED] and key in clean_axes else ""
         lines.append(
-            f"{key:<14}{value:<24}" + "".join(f"{tally[s]:>12}" for s in STATUSES)
+            f"{key:<14}{value:<24}" + "".join(f"{tally[s]:>12}" for s in columns)
             + f"{worst[key, value]:>11.3g}{flag}"
         )
     return "\n".join(lines)
@@ -81,7 +98,8 @@ def write_json(path: str | Path, results: list[Result], seed: int, impl: str, se
     report = {
         "report_version": REPORT_VERSION,
         "environment": environment(seed, impl),
-        "summary": {**{s: counts(results)[s] for s in STATUSES}, "seconds": seconds},
+        "summary": {**{s: counts(results)[s] for s in STATUSES},
+                    "unsupported_parameter_gradients": unsupported_parameter_gradients(results), "seconds": seconds},
         "results": [result.as_dict() for result in results],
     }
     path = Path(path)

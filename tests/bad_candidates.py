@@ -69,3 +69,60 @@ def hangs(module: nn.LSTM) -> Callable:
         return module(input, hx)
     return call
 
+
+
+# --- candidates that take down or hold the process they run in, on one kind of configuration ------
+
+def _misbehaves_on_bidirectional_stacks(misbehave: Callable[[], object]) -> Callable[[nn.LSTM], Callable]:
+    """A factory that is torch itself, except that on 3 layers bidirectional it calls ``misbehave``."""
+    def factory(module: nn.LSTM) -> Callable:
+        def call(input, hx=None):
+            if module.num_layers >= 3 and module.bidirectional:
+                misbehave()
+            return module(input, hx)
+        return call
+    return factory
+
+
+def _null_dereference() -> None:
+    import ctypes
+
+    ctypes.string_at(0)  # reads address 0: SIGSEGV
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def _allocate_without_bound() -> None:
+    hoard = []
+    while True:
+        hoard.append(torch.ones(2**26))  # 256 MiB a step
+
+
+def _exit_3() -> None:
+    import os
+
+    os._exit(3)
+
+
+def _raise_system_exit() -> None:
+    raise SystemExit(4)
+
+
+def _sleep_in_c() -> None:
+    import time
+
+    time.sleep(HANG_SECONDS)
+
+
+segfaults = _misbehaves_on_bidirectional_stacks(_null_dereference)
+aborts = _misbehaves_on_bidirectional_stacks(lambda: __import__("os").abort())
+exits_3 = _misbehaves_on_bidirectional_stacks(_exit_3)
+raises_system_exit = _misbehaves_on_bidirectional_stacks(_raise_system_exit)
+spins = _misbehaves_on_bidirectional_stacks(_spin)
+sleeps_in_c = _misbehaves_on_bidirectional_stacks(_sleep_in_c)
+allocates_without_bound = _misbehaves_on_bidirectional_stacks(_allocate_without_bound)
+#: The same factory with nothing misbehaving: the verdicts a crash must leave unchanged.
+well_behaved = _misbehaves_on_bidirectional_stacks(lambda: None)

@@ -170,7 +170,7 @@ def test_plugin_bad_impl_is_a_pytest_usage_error(capsys) -> None:
 
 
 def test_plugin_missing_skip_file_is_a_usage_error(tmp_path: Path) -> None:
-    from lstm_ref.plugin import read_skip_file
+    from lstm_ref.plugin import read_pattern_file
 
     with pytest.raises(pytest.UsageError, match=r"--lstm-skips: cannot read .*no-such-file"):
-        read_skip_file(str(tmp_path / "no-such-file"))
+        read_pattern_file(str(tmp_path / "no-such-file"), "--lstm-skips")

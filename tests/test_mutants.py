@@ -39,11 +39,11 @@ def test_control_one_axis_away_passes(mutant):
 @pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.smallest.device == "cpu"],
                          ids=[m.name for m in MUTANTS if m.smallest.device == "cpu"])
 def test_check_quick_exits_1(mutant, capsys):
-    assert cli.main(["check", "--quick", "--impl", f"tests.mutants:{mutant.name}"]) == 1
+    assert cli.main(["check", "--quick", "--no-isolate", "--impl", f"tests.mutants:{mutant.name}"]) == 1
     assert " 0 failed" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("impl", ["lstm_ref", "torch"])
+@pytest.mark.parametrize("impl", ["lstm_ref", "torch", "lstm_ref.fast:from_torch"])
 def test_check_quick_exits_0_on_correct_implementations(impl, capsys):
     assert cli.main(["check", "--quick", "--impl", impl]) == 0
     assert " 0 failed" in capsys.readouterr().out

@@ -49,9 +49,9 @@ def test_unsupported_configurations_are_skipped_and_counted(run, pytester):
     ''')
     result = run("-k", L1_GRID, "--lstm-dtype", "float64", "--lstm-device", "cpu",
                  "--lstm-impl", "partial_impl:make")
-    result.assert_outcomes(passed=8, skipped=4)
-    result.stdout.fnmatch_lines(["*skipped configurations of partial_impl:make*",
-                                 "4 unsupported by the candidate"])
+    result.assert_outcomes(passed=8, skipped=12)  # packed, packed_sorted, packed_list
+    result.stdout.fnmatch_lines(["*skipped and expected-to-fail configurations of partial_impl:make*",
+                                 "12 unsupported by the candidate"])
 
 
 def test_cuda_configurations_are_skipped_with_a_reason(run):
@@ -68,9 +68,25 @@ def test_skip_file_skips_by_pattern_and_warns_about_stale_patterns(run, pytester
     skips = pytester.makefile(".txt", skips="# known gaps\n*-packed-*\nno-such-config   # stale\n")
     result = run("-k", L1_GRID, "--lstm-dtype", "float32", "--lstm-device", "cpu",
                  "--lstm-skips", str(skips))
-    result.assert_outcomes(passed=8, skipped=4)
+    result.assert_outcomes(passed=16, skipped=4)
     result.stdout.fnmatch_lines(["*pattern 'no-such-config' matches no collected test*",
                                  "4 listed in the skip file"])
+
+
+def test_xfail_file_expects_listed_failures(run, pytester):
+    xfails = pytester.makefile(".txt", xfails="# reads (T, I) as T sequences\n*-unbatched-*\n")
+    result = run("-k", L1_GRID, "--lstm-dtype", "float32", "--lstm-device", "cpu",
+                 "--lstm-impl", "tests.mutants:unbatched_as_batch", "--lstm-xfails", str(xfails))
+    result.assert_outcomes(passed=16, xfailed=4)
+    result.stdout.fnmatch_lines(["4 xfailed (xfail file)"])
+
+
+def test_xfail_file_entry_that_passes_fails_the_run(run, pytester):
+    xfails = pytester.makefile(".txt", xfails="*-unbatched-*   # fixed since\n")
+    result = run("-k", L1_GRID, "--lstm-dtype", "float32", "--lstm-device", "cpu", "--lstm-xfails", str(xfails))
+    result.assert_outcomes(passed=16, failed=4)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*XPASS(strict)*listed in the xfail file*", "4 xpassed, failing the run (xfail file)"])
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -80,6 +96,7 @@ def test_skip_file_skips_by_pattern_and_warns_about_stale_patterns(run, pytester
     (["--lstm-impl", "lstm_ref:__version__"], "*is a str, not a callable factory*"),
     (["--lstm-device", "tpu"], "*--lstm-device: unknown*tpu*"),
     (["--lstm-skips", "/no/such/file"], "*--lstm-skips: cannot read*"),
+    (["--lstm-xfails", "/no/such/file"], "*--lstm-xfails: cannot read*"),
 ])
 def test_usage_errors(run, args, message):
     result = run("--collect-only", *args)

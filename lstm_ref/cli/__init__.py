@@ -18,22 +18,22 @@ from collections.abc import Sequence
 
 from lstm_ref.bench_report import BenchReportError
 from lstm_ref.candidates import CandidateError
-from lstm_ref.cli import accuracy, bench, check, vectors, weights
+from lstm_ref.cli import accuracy, bench, check, survey, vectors, weights
 from lstm_ref.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from lstm_ref.conformance import QUIET_WARNINGS
+from lstm_ref.expectations import PatternFileError
+from lstm_ref.survey import SurveyError
 from lstm_ref.vectors import VectorsError
 from lstm_ref.weights import StateDictError, WeightFileError
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 #: Command groups, in the order of ``lstm-ref --help``.
-COMMANDS = (check, weights, vectors, accuracy, bench)
+COMMANDS = (check, weights, vectors, accuracy, bench, survey)
 
 #: Errors the user fixes (a bad flag, --impl, input file or output path): exit code 2.
 USAGE_ERRORS = (UsageError, CandidateError, WeightFileError, StateDictError, VectorsError,
-                BenchReportError, OSError)
-
-#: torch's notices about its own dispatch, not about the candidate: kept out of the report.
-QUIET_WARNINGS = ("TF32 acceleration on top of oneDNN", "LSTM with projections is not supported with oneDNN")
+                BenchReportError, PatternFileError, OSError, SurveyError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,9 +16,11 @@ import torch
 from lstm_ref import configs
 from lstm_ref.candidates import DEFAULT_IMPL, load_factory
 from lstm_ref.cli.common import EXIT_FAILED, EXIT_OK, UsageError
-from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, check_forward
-from lstm_ref.gradients import check_gradients
+from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, XPASSED
+from lstm_ref.expectations import expected_to_fail, matching, read_patterns
+from lstm_ref.gradients import MAKE_PARAMETERS_COMPARABLE, PARAMETERS_UNREACHED
 from lstm_ref.report import axis_table, summary_line, write_json
+from lstm_ref.runner import Runner
 
 
 def choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -63,6 +65,7 @@ def run_check(args: argparse.Namespace) -> int:
     spec, factory = load_factory(args.impl)
     if args.json and not Path(args.json).absolute().parent.is_dir():  # say so before a long run
         raise UsageError(f"--json: directory {Path(args.json).absolute().parent} does not exist")
+    known_failures = read_patterns(args.xfails, "--xfails") if args.xfails else []
     devices = devices_for(args.device)
     dtypes = choices(args.dtype, configs.DTYPES, "dtype")
     matrix = (configs.quick_matrix if args.quick else configs.default_matrix)(devices, dtypes)
@@ -71,22 +74,27 @@ def run_check(args: argparse.Namespace) -> int:
         grad_matrix = (configs.quick_gradient_matrix if args.quick else configs.gradient_matrix)(devices, dtypes)
     print(f"lstm-ref check: {spec} against torch.nn.LSTM {torch.__version__}; "
           f"{len(matrix)} configurations on {','.join(devices)} in {','.join(dtypes)}, seed {args.seed}"
-          + (f"; gradients on {len(grad_matrix)}" if args.grad else ""))
+          + (f"; gradients on {len(grad_matrix)}" if args.grad else "")
+          + ("; in this process" if args.no_isolate else "; in a worker process"))
     progress = Progress(len(matrix) + len(grad_matrix))
     started = time.perf_counter()
     results = []
-    for config in matrix:
-        results.append(check_forward(config, factory, args.seed, timeout=args.timeout))
-        progress.step(results[-1].status == FAILED)
-    for config in grad_matrix:
-        results.append(check_gradients(config, factory, args.seed))
-        progress.step(results[-1].status == FAILED)
+    memory_limit = int(args.memory_limit * 2**30) if args.memory_limit else None
+    with Runner(args.impl, seed=args.seed, timeout=args.timeout, isolate=not args.no_isolate,
+                memory_limit=memory_limit) as runner:
+        for check, config in [("forward", c) for c in matrix] + [("gradients", c) for c in grad_matrix]:
+            result = runner.check(config, check)
+            pattern = matching(config.id, known_failures)
+            results.append(expected_to_fail(result, pattern) if pattern else result)
+            progress.step(results[-1].status in (FAILED, XPASSED))
     seconds = time.perf_counter() - started
     print(axis_table([r for r in results if r.check == "forward"]))
     if args.grad:
         print("gradients (d loss / d input, h0, c0, parameters):")
         print(axis_table([r for r in results if r.check == "gradients"]))
-    failures = [r for r in results if r.status == FAILED]
+        if any(r.message.startswith(PARAMETERS_UNREACHED) for r in results):
+            print(f"parameter gradients were not comparable on some configurations: {MAKE_PARAMETERS_COMPARABLE}")
+    failures = [r for r in results if r.status in (FAILED, XPASSED)]
     for result in failures[: args.show_failures]:
         print(result.describe())
     if len(failures) > args.show_failures:
@@ -96,6 +104,17 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"report written to {args.json}")
     print(summary_line(results, seconds))
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def gibibytes(text: str) -> float:
+    """A --memory-limit value: GiB > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of GiB, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of GiB > 0, got {text!r}")
+    return value
 
 
 def seconds(text: str) -> float:
@@ -130,6 +149,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--show-failures", type=int, default=10, metavar="N",
                        help="describe at most N failures (default 10)")
     check.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                       help=f"fail a configuration whose candidate takes longer than SECONDS "
+                       help=f"fail a configuration that takes longer than SECONDS, killing its worker "
                             f"(default {DEFAULT_TIMEOUT:g}; 0: no limit)")
+    check.add_argument("--xfails", metavar="FILE",
+                       help="configuration-id patterns (one a line, # comments) expected to fail: reported "
+                            "as xfailed; one that passes is xpassed and fails the run")
+    check.add_argument("--no-isolate", action="store_true",
+                       help="run the candidate in this process (for pdb) instead of a worker process; a "
+                            "crash then ends the run and a hang is cut off by a thread that keeps running")
+    check.add_argument("--memory-limit", type=gibibytes, metavar="GIB",
+                       help="address space the worker process may use, in GiB (RLIMIT_AS): a candidate "
+                            "that allocates without bound fails its configuration")
     check.set_defaults(run=run_check)

@@ -1,0 +1,47 @@
+"""``lstm-ref survey``: every installed runtime through the checks, one table (:mod:`lstm_ref.survey`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lstm_ref import survey
+from lstm_ref.cli.check import Progress
+from lstm_ref.cli.common import EXIT_OK, UsageError
+from lstm_ref.configs import parse_choices
+from lstm_ref.conformance import FAILED
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """The ``survey`` subcommand."""
+    parser = commands.add_parser(
+        "survey", help="run every installed runtime (onnx-export, torch-compile, ...) and write one table",
+        description="Run the forward check over the default matrix (--quick: the quick one) and the gradient "
+                    "check over the gradient matrix for each installed runtime of lstm_ref.runtimes, on the "
+                    "CPU, and write one table (axis value x runtime: passed/failed/unsupported and the worst "
+                    "error over the tolerance) as Markdown and JSON with the versions of torch, onnx, "
+                    "onnxruntime and Python. Exit 0 when it ran (failures are its findings), 2 usage error.")
+    parser.add_argument("--runtimes", default="all", metavar="NAMES",
+                        help=f"comma list from {', '.join(survey.RUNTIMES)}, or all (default)")
+    parser.add_argument("--quick", action="store_true", help="the quick matrices (every axis value at least once)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    parser.add_argument("--markdown", metavar="PATH", default="survey.md", help="Markdown table (default survey.md)")
+    parser.add_argument("--json", metavar="PATH", default="survey.json", help="JSON report (default survey.json)")
+    parser.set_defaults(run=run_survey)
+
+
+def run_survey(args: argparse.Namespace) -> int:
+    try:
+        names = parse_choices(args.runtimes, tuple(survey.RUNTIMES))
+    except ValueError as error:
+        raise UsageError(f"--runtimes: {error}") from None
+    for path in (args.markdown, args.json):
+        if not Path(path).absolute().parent.is_dir():  # say so before a long run
+            raise UsageError(f"directory {Path(path).absolute().parent} does not exist")
+    progress = Progress(survey.total_checks(names, args.quick))
+    result = survey.run_survey(names, quick=args.quick, seed=args.seed,
+                               progress=lambda r: progress.step(r.status == FAILED))
+    survey.write(result, args.markdown, args.json)
+    print(survey.markdown(result))
+    print(f"written to {args.markdown} and {args.json}")
+    return EXIT_OK

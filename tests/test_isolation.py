@@ -1,0 +1,149 @@
+"""A candidate that crashes or hangs fails its configuration, not the run.
+
+Real crashing candidates (tests/bad_candidates.py: a ctypes null dereference, ``os.abort()``,
+``os._exit(3)``, ``SystemExit``, an infinite Python loop, a ``time.sleep`` in C, allocation
+without bound under a memory limit), each misbehaving only on 3-layer bidirectional
+configurations, run through :class:`lstm_ref.runner.Runner`, ``lstm-ref check`` and the pytest
+plugin under xdist: each is checked for its verdict, the verdicts of the configurations after it
+(the same as a clean run's), the exit code, and that no process is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import lstm_ref.suite
+from lstm_ref import configs
+from lstm_ref.conformance import FAILED, PASSED
+from lstm_ref.runner import Runner, exit_description, reproducer_command
+
+HERE = Path(__file__).resolve().parent
+TIMEOUT = 2.0
+CLEAN = configs.Config(initial_state=True)
+CRASHING = configs.Config(num_layers=3, bidirectional=True, initial_state=True)
+AFTER = configs.Config(batch_first=True, input_form="packed", initial_state=True)
+
+#: candidate, what its crashing configuration's verdict says, whether faulthandler shows a stack
+KINDS = [
+    ("segfaults", "crashed: signal 11 (SIGSEGV)", True),
+    ("aborts", "crashed: signal 6 (SIGABRT)", True),
+    ("exits_3", "worker exited with code 3", False),
+    ("raises_system_exit", "worker exited with code 4", False),
+    ("spins", f"timed out after {TIMEOUT:g} s: worker killed", True),
+    ("sleeps_in_c", f"timed out after {TIMEOUT:g} s: worker killed", True),
+]
+
+
+@pytest.fixture(autouse=True)
+def candidates_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+def comparable(result) -> dict:
+    """A verdict less its run time: what must not depend on what ran before it."""
+    return {key: value for key, value in result.as_dict().items() if key != "seconds"}
+
+
+@pytest.mark.parametrize(("name", "verdict", "has_stack"), KINDS, ids=[kind[0] for kind in KINDS])
+def test_crash_fails_only_its_configuration(name: str, verdict: str, has_stack: bool) -> None:
+    with Runner(f"bad_candidates:{name}", timeout=TIMEOUT) as runner:
+        before = runner.check(CLEAN)
+        crashed = runner.check(CRASHING)
+        after = runner.check(AFTER)
+        worker = runner._worker
+    assert crashed.status == FAILED and crashed.message == verdict, crashed.describe()
+    assert "bad_candidates.py" in crashed.details if has_stack else True, crashed.details
+    assert crashed.reproduce.startswith("python -X faulthandler -c ")
+    assert f"'bad_candidates:{name}'" in crashed.reproduce
+    with Runner("bad_candidates:well_behaved", isolate=False) as alone:
+        assert comparable(before) == comparable(alone.check(CLEAN))
+        assert comparable(after) == comparable(alone.check(AFTER))
+    assert before.status == after.status == PASSED
+    assert worker is not None and worker.process.poll() is not None  # stopped, not left running
+
+
+def test_unbounded_allocation_under_a_memory_limit_fails_its_configuration() -> None:
+    with Runner("bad_candidates:allocates_without_bound", timeout=60, memory_limit=6 * 2**30) as runner:
+        crashed = runner.check(CRASHING)
+        after = runner.check(AFTER)
+        worker = runner._worker
+    assert crashed.status == FAILED
+    assert "can't allocate memory" in crashed.message or "MemoryError" in crashed.message, crashed.describe()
+    assert after.status == PASSED
+    assert worker is not None and worker.process.poll() is not None
+
+
+def test_the_reproducer_reruns_the_configuration_in_process() -> None:
+    command = reproducer_command(AFTER, "forward", "bad_candidates:well_behaved", seed=3)
+    shell = subprocess.run(command, shell=True, cwd=HERE, capture_output=True, text=True, timeout=300)
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.startswith(f"{AFTER.id}: passed")
+
+
+@pytest.mark.parametrize(("code", "says"), [(-11, "crashed: signal 11 (SIGSEGV)"), (-9, "crashed: signal 9 (SIGKILL)"),
+                                            (3, "worker exited with code 3")])
+def test_exit_descriptions(code: int, says: str) -> None:
+    assert exit_description(code) == says
+
+
+def test_harness_errors_are_raised_not_blamed_on_the_candidate() -> None:
+    with Runner("lstm_ref") as runner, pytest.raises(ValueError, match="initial_state=True"):
+        runner.check(configs.Config(), "gradients")
+
+
+def run_marked(command: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[int]]:
+    """Run ``command`` with a marker in its environment; return its outcome and the pids of any
+    process still carrying the marker afterwards (its workers, had it left one behind)."""
+    marker = f"LSTM_REF_TEST_RUN={uuid.uuid4().hex}"
+    env = dict(os.environ, LSTM_REF_TEST_RUN=marker.split("=", 1)[1],
+               PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)]))
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    leftover = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                leftover.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return done, leftover
+
+
+def test_check_reports_a_segfault_and_judges_the_rest_as_a_clean_run(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "lstm_ref.cli", "check", "--quick", "--dtype", "float32", "--timeout", "60"]
+    crashed, leftover = run_marked([*base, "--impl", "bad_candidates:segfaults", "--json", "crash.json"], tmp_path)
+    assert crashed.returncode == 1, crashed.stderr
+    assert leftover == []
+    clean, _ = run_marked([*base, "--impl", "bad_candidates:well_behaved", "--json", "clean.json"], tmp_path)
+    assert clean.returncode == 0, clean.stdout
+    crash_results = json.loads((tmp_path / "crash.json").read_text())["results"]
+    clean_results = json.loads((tmp_path / "clean.json").read_text())["results"]
+    assert len(crash_results) == len(clean_results) == len(configs.quick_matrix(("cpu",), ("float32",)))
+    for crash, clean_result in zip(crash_results, clean_results):
+        config = crash["config"]
+        if config["num_layers"] >= 3 and config["bidirectional"]:
+            assert (crash["status"], crash["message"]) == (FAILED, "crashed: signal 11 (SIGSEGV)")
+            assert "python -X faulthandler" in crash["reproduce"]
+        else:
+            assert crash["tensors"] == clean_result["tensors"] and crash["status"] == clean_result["status"]
+    assert "crashed: signal 11 (SIGSEGV)" in crashed.stdout
+    assert "reproduce in-process: python -X faulthandler -c" in crashed.stdout
+
+
+def test_plugin_under_xdist_fails_only_the_crashing_configurations(tmp_path: Path) -> None:
+    suite = Path(lstm_ref.suite.__file__).parent / "test_forward.py"
+    ids = [f"L{layers}-{direction}-seq_first-bias-noproj-dense-h0-float32-cpu-{path}"
+           for layers, direction in ((1, "onedir"), (3, "bidir"), (2, "bidir")) for path in ("onednn", "native")]
+    command = [sys.executable, "-m", "pytest", *[f"{suite}::test_forward[{i}]" for i in ids], "-p", "no:cacheprovider",
+               "--lstm-impl", "bad_candidates:aborts", "-n", "2", "-q"]
+    done, leftover = run_marked(command, tmp_path)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "2 failed, 4 passed" in done.stdout, done.stdout[-3000:]
+    assert done.stdout.count("crashed: signal 6 (SIGABRT)") >= 2
+    assert leftover == []
