@@ -59,7 +59,7 @@ def test_crash_fails_only_its_configuration(name: str, verdict: str, has_stack: 
         after = runner.check(AFTER)
         worker = runner._worker
     assert crashed.status == FAILED and crashed.message == verdict, crashed.describe()
-    assert "bad_candidates.py" in crashed.details if has_stack else True, crashed.details
+    assert ("bad_candidates.py" in crashed.details) == has_stack, crashed.details
     assert crashed.reproduce.startswith("python -X faulthandler -c ")
     assert f"'bad_candidates:{name}'" in crashed.reproduce
     with Runner("bad_candidates:well_behaved", isolate=False) as alone:
