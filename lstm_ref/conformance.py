@@ -376,8 +376,10 @@ def check_forward(
         (inputs.batch_part(index, config), batch_part_of_result(expected, index, config))
         for index in batch_halves(config)]
 
+    given = copy.deepcopy(reference)
+
     def run_candidate() -> list[tuple[Inputs, object]]:  # in a worker thread when timed: no_grad is per thread
-        candidate = factory(copy.deepcopy(reference))
+        candidate = factory(given)
         calls = []
         with torch.no_grad(), cuda_no_tf32(config):
             for part, _ in parts:
@@ -404,9 +406,21 @@ def check_forward(
             for report in part_reports:
                 report.name = f"{report.name} [sequences {part.batch_index}]"
         reports += part_reports
+    modified += parameters_modified(given, reference)
     status = PASSED if all(r.passed for r in reports + modified) else FAILED
     message = modified[0].problem if modified else ""
     return Result(config, status, modified + reports, message, seconds=time.perf_counter() - started)
+
+
+def parameters_modified(given: nn.Module, reference: nn.Module) -> list[TensorReport]:
+    """A failed report for each parameter of ``given`` (the module handed to the factory) that
+    no longer equals ``reference``'s: a converter must not rewrite the model it converts."""
+    reports = []
+    for (name, now), before in zip(given.named_parameters(), reference.parameters()):
+        if now.shape != before.shape or not torch.equal(now.detach(), before.detach()):
+            reports.append(TensorReport(f"module.{name}", False, f"candidate modified {name} of the nn.LSTM "
+                                        "handed to it in place"))
+    return reports
 
 
 def batch_halves(config: Config) -> list[Tensor]:

@@ -368,6 +368,18 @@ def assumes_sorted_indices(module: nn.LSTM) -> Callable:
     return forward
 
 
+def weights_reordered_in_place(module: nn.LSTM) -> Callable:
+    """A converter that reorders the handed module's gate blocks to ONNX's i, o, f, g in place
+    (and reads them back correctly): right results, the user's model rewritten."""
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if not name.startswith("weight_hr"):
+                i, f, g, o = parameter.chunk(4, dim=0)
+                parameter.copy_(torch.cat([i, o, f, g]))
+    ref = _reordered(module, "iofg")
+    return lambda input, hx=None: ref(input, hx)
+
+
 def state_carried_across_calls(module: nn.LSTM) -> Callable:
     """A stateful kernel that starts a call without hx from where its previous call ended."""
     ref = LSTM.from_torch(module)
@@ -450,6 +462,7 @@ MUTANTS: list[Mutant] = [
            replace(H0, num_layers=2, layout="transposed"), replace(H0, num_layers=2)),
     Mutant("assumes_sorted_indices", assumes_sorted_indices,
            replace(BASE, input_form="packed_sorted"), replace(BASE, input_form="packed")),
+    Mutant("weights_reordered_in_place", weights_reordered_in_place, BASE),
     Mutant("state_carried_across_calls", state_carried_across_calls, _special("batch_split_zero_state"),
            replace(_special("batch_split_zero_state"), batch_split=False)),
 ]
