@@ -36,8 +36,8 @@ from torch.nn.utils.rnn import PackedSequence
 from lstm_ref.candidates import Factory
 from lstm_ref.compare import TensorReport, compare_lstm_outputs, compare_tensor
 from lstm_ref.configs import Config, quick_gradient_matrix, quick_matrix
-from lstm_ref.conformance import Result, check_forward
-from lstm_ref.gradients import check_gradients
+from lstm_ref.conformance import DEFAULT_TIMEOUT, Result
+from lstm_ref.runner import Runner
 from lstm_ref.tolerances import Tolerance, tolerance_for
 
 __all__ = ["assert_close", "assert_lstm_close", "check_lstm"]
@@ -93,7 +93,8 @@ def assert_lstm_close(
 
 
 def check_lstm(
-    factory: Factory | str, configs: Iterable[Config] | None = None, *, grad: bool = False, seed: int = 0
+    factory: Factory | str, configs: Iterable[Config] | None = None, *, grad: bool = False, seed: int = 0,
+    isolate: bool = False, timeout: float = DEFAULT_TIMEOUT,
 ) -> list[Result]:
     """Run ``factory``'s LSTM against torch.nn.LSTM on ``configs`` (default: the quick matrix).
 
@@ -105,10 +106,15 @@ def check_lstm(
 
         results = check_lstm(my_factory, [Config(num_layers=2, bidirectional=True)])
         assert all(result.status == "passed" for result in results)
+
+    With ``isolate`` the candidate runs in a worker process (:mod:`lstm_ref.runner`), so a crash
+    or a hang (``timeout`` seconds) fails its configuration instead of the calling test process;
+    a factory object must then be importable by name (a module-level function), or give a spec.
     """
     forward = quick_matrix() if configs is None else list(configs)
-    results = [check_forward(config, factory, seed) for config in forward]
+    backward = []
     if grad:
         backward = quick_gradient_matrix() if configs is None else [c for c in forward if c.initial_state]
-        results += [check_gradients(config, factory, seed) for config in backward]
-    return results
+    with Runner(factory, seed=seed, timeout=timeout, isolate=isolate) as runner:
+        return ([runner.check(config, "forward") for config in forward]
+                + [runner.check(config, "gradients") for config in backward])

@@ -147,3 +147,11 @@ def test_plugin_under_xdist_fails_only_the_crashing_configurations(tmp_path: Pat
     assert "2 failed, 4 passed" in done.stdout, done.stdout[-3000:]
     assert done.stdout.count("crashed: signal 6 (SIGABRT)") >= 2
     assert leftover == []
+
+
+def test_check_lstm_in_a_worker_survives_a_crashing_candidate() -> None:
+    from lstm_ref.testing import check_lstm
+
+    results = check_lstm("bad_candidates:segfaults", [CLEAN, CRASHING, AFTER], isolate=True, timeout=60)
+    assert [r.status for r in results] == [PASSED, FAILED, PASSED]
+    assert results[1].message == "crashed: signal 11 (SIGSEGV)"

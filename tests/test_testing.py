@@ -140,10 +140,9 @@ def test_check_lstm_fails_a_broken_factory_with_a_reproducer():
 
 def test_check_lstm_runs_the_quick_matrices_by_default(monkeypatch):
     ran = []
-    monkeypatch.setattr(testing, "check_forward", lambda config, factory, seed: ran.append(("forward", config)))
-    monkeypatch.setattr(testing, "check_gradients", lambda config, factory, seed: ran.append(("grad", config)))
+    monkeypatch.setattr(testing.Runner, "check", lambda self, config, check: ran.append((check, config)))
     check_lstm(lstm_ref.LSTM.from_torch, grad=True)
-    assert ran == [("forward", c) for c in quick_matrix()] + [("grad", c) for c in quick_gradient_matrix()]
+    assert ran == [("forward", c) for c in quick_matrix()] + [("gradients", c) for c in quick_gradient_matrix()]
 
 
 # ----------------------------------------------------------------------------- the README
