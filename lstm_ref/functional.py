@@ -4,8 +4,10 @@ Nothing here calls torch's recurrent kernels (``nn.LSTM``, ``_VF.lstm``,
 ``torch.lstm``, ``lstm_cell``): only matmul, sigmoid, tanh and elementwise
 arithmetic. The pieces compose the way the math does:
 
-    lstm_cell       one time step of one direction of one layer
+    lstm_cell       one time step of one direction of one layer: project_input,
+                    the input's share of the gates, then premul_cell, the rest
     run_direction   one direction of one layer over all time steps
+                    (run_direction_premul: the input projection hoisted out)
     lstm_layers     the stack: layers x directions, dropout between layers
 
 Sequences are handled as a list of per-step inputs ``steps[t]`` of shape
@@ -45,23 +47,31 @@ class DirectionWeights:
     weight_hr: Tensor | None = None
 
 
-def lstm_cell(
-    x: Tensor, h: Tensor, c: Tensor, weights: DirectionWeights
+def project_input(x: Tensor, weights: DirectionWeights) -> Tensor:
+    """The input's share of the gates, x W_ih^T + b_ih + b_hh: x (..., I) -> (..., 4H).
+
+    Applied to all time steps at once (x: (rows, I)) it is one GEMM: the fastrnns
+    "premul" arrangement, whose steps then run :func:`premul_cell`.
+    """
+    bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh  # (4H,)
+    return F.linear(x, weights.weight_ih, bias)
+
+
+def premul_cell(
+    x_proj: Tensor, h: Tensor, c: Tensor, weights: DirectionWeights
 ) -> tuple[Tensor, Tensor]:
-    """One LSTM step.
+    """One LSTM step on a pre-projected input (``x_proj = project_input(x, weights)``).
 
-    x: (B, I), h: (B, H_out), c: (B, H) -> h': (B, H_out), c': (B, H)
+    x_proj: (B, 4H), h: (B, H_out), c: (B, H) -> h': (B, H_out), c': (B, H)
 
-        gates = x W_ih^T + b_ih + h W_hh^T + b_hh          (B, 4H)
+        gates = x_proj + h W_hh^T                            (B, 4H)
         i, f, g, o = gates split in four along the last dim
         i = sigmoid(i), f = sigmoid(f), g = tanh(g), o = sigmoid(o)
         c' = f * c + i * g
         h' = o * tanh(c')
         h' = h' W_hr^T                                       if projections
     """
-    gates = x @ weights.weight_ih.T + h @ weights.weight_hh.T
-    if weights.bias_ih is not None:
-        gates = gates + weights.bias_ih + weights.bias_hh
+    gates = torch.addmm(x_proj, h, weights.weight_hh.T)
     ingate, forgetgate, cellgate, outgate = gates.chunk(4, dim=-1)
     ingate = torch.sigmoid(ingate)
     forgetgate = torch.sigmoid(forgetgate)
@@ -72,6 +82,16 @@ def lstm_cell(
     if weights.weight_hr is not None:
         h_next = h_next @ weights.weight_hr.T
     return h_next, c_next
+
+
+def lstm_cell(
+    x: Tensor, h: Tensor, c: Tensor, weights: DirectionWeights
+) -> tuple[Tensor, Tensor]:
+    """One LSTM step: x: (B, I), h: (B, H_out), c: (B, H) -> h': (B, H_out), c': (B, H)
+
+        gates = x W_ih^T + b_ih + b_hh + h W_hh^T, then as :func:`premul_cell`
+    """
+    return premul_cell(project_input(x, weights), h, c, weights)
 
 
 Cell = Callable[[Tensor, Tensor, Tensor, DirectionWeights], tuple[Tensor, Tensor]]
@@ -101,6 +121,24 @@ def run_direction(
     return outputs, h, c
 
 
+def run_direction_premul(
+    steps: list[Tensor], h: Tensor, c: Tensor, weights: DirectionWeights, reverse: bool,
+    cell: Cell = premul_cell,
+) -> tuple[list[Tensor], Tensor, Tensor]:
+    """:func:`run_direction` with the input projection hoisted out of the loop (fastrnns "premul"):
+
+        X_proj = X W_ih^T + b_ih + b_hh     X: all steps' rows (sum B_t, I) -> (sum B_t, 4H), one GEMM
+
+    then the loop over X_proj's steps (B_t, 4H) with a cell that takes pre-projected input.
+    """
+    x_proj = project_input(torch.cat(steps), weights).split([step.shape[0] for step in steps])
+    return run_direction(list(x_proj), h, c, weights, reverse, cell)
+
+
+#: One direction over time, with :func:`run_direction`'s signature.
+DirectionLoop = Callable[..., tuple[list[Tensor], Tensor, Tensor]]
+
+
 def lstm_layers(
     steps: list[Tensor],
     h0: Tensor,
@@ -109,6 +147,7 @@ def lstm_layers(
     dropout: float = 0.0,
     training: bool = False,
     cell: Cell = lstm_cell,
+    direction_loop: DirectionLoop = run_direction,
 ) -> tuple[list[Tensor], Tensor, Tensor]:
     """The multi-layer, possibly bidirectional LSTM over per-step inputs.
 
@@ -117,7 +156,8 @@ def lstm_layers(
     Layer k > 0 reads the previous layer's outputs, both directions
     concatenated (B_t, D*H_out), with dropout applied in training mode.
     Returns per-step outputs (B_t, D*H_out) of the last layer and the final
-    states h_n (L*D, B_0, H_out), c_n (L*D, B_0, H).
+    states h_n (L*D, B_0, H_out), c_n (L*D, B_0, H). ``direction_loop`` runs
+    one direction (:func:`run_direction`'s signature), ``cell`` its steps.
     """
     num_directions = len(layers[0])
     final_h, final_c = [], []
@@ -127,7 +167,7 @@ def lstm_layers(
         direction_outputs = []
         for direction, weights in enumerate(directions):
             index = layer * num_directions + direction
-            outputs, h_n, c_n = run_direction(
+            outputs, h_n, c_n = direction_loop(
                 steps, h0[index], c0[index], weights, reverse=direction == 1, cell=cell
             )
             direction_outputs.append(outputs)

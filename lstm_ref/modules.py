@@ -16,9 +16,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from lstm_ref.configs import parameter_suffix
 from lstm_ref.functional import DirectionWeights, lstm_cell, lstm_layers
-
-State = tuple[Tensor, Tensor]
+from lstm_ref.interface import (
+    State,
+    check_input_tensor,
+    check_state_pair,
+    check_state_tensor,
+    flatten_call,
+    layer_weights,
+)
 
 
 def _check_positive_int(name: str, value: object) -> None:
@@ -40,55 +47,6 @@ def _check_size(name: str, value: object) -> None:
 def _check_bool(name: str, value: object) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
-
-
-def _check_input_tensor(input: Tensor, weight: Tensor, dtype_error: type[Exception] = RuntimeError) -> None:
-    """The input lives on the parameters' device and has their dtype (torch raises ValueError
-    for a dense LSTM input of another dtype, RuntimeError for packed input and LSTMCell)."""
-    if input.device != weight.device:
-        raise RuntimeError(
-            f"Input and parameter tensors are not at the same device, found input tensor "
-            f"at {input.device} and parameter tensor at {weight.device}"
-        )
-    if input.dtype != weight.dtype:
-        raise dtype_error(
-            f"input must have the type {weight.dtype}, got type {input.dtype}. "
-            f"Convert input: input.to({weight.dtype}), or convert model: model.to({input.dtype})"
-        )
-
-
-def _check_state_tensor(name: str, state: object, input: Tensor, weight: Tensor) -> None:
-    """An initial state (h_0 or c_0) is a tensor on the input's device with the parameters' dtype."""
-    if not isinstance(state, Tensor):
-        raise TypeError(f"{name} must be a Tensor, got {type(state).__name__}")
-    if state.device != input.device:
-        raise RuntimeError(
-            f"Input and hidden tensors are not at the same device, found input tensor "
-            f"at {input.device} and hidden tensor {name} at {state.device}"
-        )
-    if state.dtype != weight.dtype:
-        raise RuntimeError(
-            f"{name} must have the type of the parameters, {weight.dtype}, got type {state.dtype}"
-        )
-
-
-def _check_state_pair(hx: object, module: str) -> None:
-    """hx is a tuple or list (h_0, c_0) of two tensors."""
-    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-        found = type(hx).__name__
-        if isinstance(hx, (tuple, list)):
-            found = f"a {found} of length {len(hx)}"
-        raise TypeError(f"{module}: Expected hx to be a tuple (h_0, c_0) of two tensors, got {found}")
-    for index, state in enumerate(hx):
-        if not isinstance(state, Tensor):
-            raise TypeError(f"{module}: Expected hx[{index}] to be a Tensor, got {type(state).__name__}")
-
-
-def _permute_state(state: State, permutation: Tensor | None) -> State:
-    """Reorder the batch dimension (dim 1) of (h, c); identity when None."""
-    if permutation is None:
-        return state
-    return state[0].index_select(1, permutation), state[1].index_select(1, permutation)
 
 
 class LSTM(nn.Module):
@@ -173,47 +131,34 @@ class LSTM(nn.Module):
         gate_size = 4 * hidden_size
         real_hidden_size = proj_size or hidden_size
         num_directions = 2 if bidirectional else 1
-        self._weight_names: list[list[dict[str, str]]] = []
         for layer in range(num_layers):
             layer_input_size = input_size if layer == 0 else real_hidden_size * num_directions
-            directions = []
+            shapes = {"weight_ih": (gate_size, layer_input_size), "weight_hh": (gate_size, real_hidden_size)}
+            if bias:
+                shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
+            if proj_size > 0:
+                shapes["weight_hr"] = (proj_size, hidden_size)
             for direction in range(num_directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes = {
-                    "weight_ih": (gate_size, layer_input_size),
-                    "weight_hh": (gate_size, real_hidden_size),
-                }
-                if bias:
-                    shapes["bias_ih"] = (gate_size,)
-                    shapes["bias_hh"] = (gate_size,)
-                if proj_size > 0:
-                    shapes["weight_hr"] = (proj_size, hidden_size)
-                for field, shape in shapes.items():
-                    self.register_parameter(field + suffix, nn.Parameter(torch.empty(shape, **factory)))
-                directions.append({field: field + suffix for field in shapes})
-            self._weight_names.append(directions)
+                for name, shape in shapes.items():
+                    parameter = nn.Parameter(torch.empty(shape, **factory))
+                    self.register_parameter(name + parameter_suffix(layer, direction), parameter)
         self.reset_parameters()
 
     @classmethod
-    def from_torch(cls, module: nn.LSTM) -> LSTM:
-        """A copy of ``module``'s configuration, weights, dtype, device and training flag."""
+    def from_torch(cls, module: nn.LSTM, **options: object) -> LSTM:
+        """A copy of ``module``'s configuration, weights, dtype, device and training flag.
+
+        ``options``: a subclass's further constructor arguments; parameters torch has not
+        (a subclass's own) keep their initialisation.
+        """
         if not isinstance(module, nn.LSTM):
             raise TypeError(f"from_torch expects a torch.nn.LSTM, got {type(module).__name__}")
         weight = next(module.parameters())
-        ref = cls(
-            module.input_size,
-            module.hidden_size,
-            num_layers=module.num_layers,
-            bias=module.bias,
-            batch_first=module.batch_first,
-            dropout=module.dropout,
-            bidirectional=module.bidirectional,
-            proj_size=module.proj_size,
-            device=weight.device,
-            dtype=weight.dtype,
-        )
+        ref = cls(module.input_size, module.hidden_size, num_layers=module.num_layers, bias=module.bias,
+                  batch_first=module.batch_first, dropout=module.dropout, bidirectional=module.bidirectional,
+                  proj_size=module.proj_size, device=weight.device, dtype=weight.dtype, **options)
         with torch.no_grad():
-            ref.load_state_dict(module.state_dict())
+            ref.load_state_dict({**ref.state_dict(), **module.state_dict()})
         return ref.train(module.training)
 
     def reset_parameters(self) -> None:
@@ -224,10 +169,8 @@ class LSTM(nn.Module):
             nn.init.uniform_(parameter, -bound, bound)
 
     def _layer_weights(self) -> list[list[DirectionWeights]]:
-        return [
-            [DirectionWeights(**{f: getattr(self, n) for f, n in names.items()}) for names in layer]
-            for layer in self._weight_names
-        ]
+        """``weights[layer][direction]``, the parameters the layer stack computes with."""
+        return layer_weights(self)
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
@@ -239,87 +182,15 @@ class LSTM(nn.Module):
                 text += f", {name}={getattr(self, name)}"
         return text
 
-    def _state_shapes(self, batch: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-        layers = self.num_layers * (2 if self.bidirectional else 1)
-        return (layers, batch, self.proj_size or self.hidden_size), (layers, batch, self.hidden_size)
-
     def forward(
         self, input: Tensor | PackedSequence, hx: State | None = None
     ) -> tuple[Tensor | PackedSequence, State]:
         """Run the LSTM; returns ``(output, (h_n, c_n))`` exactly as nn.LSTM does."""
-        weight = self.weight_ih_l0
-        if isinstance(input, PackedSequence):
-            data, batch_sizes, sorted_indices, unsorted_indices = input
-            if data.dim() != 2:
-                raise RuntimeError(f"input must have 2 dimensions, got {data.dim()}")
-            _check_input_tensor(data, weight, RuntimeError)
-            batch = int(batch_sizes[0]) if len(batch_sizes) else 0
-            is_batched = True
-            if hx is not None:
-                self._check_state_rank(hx, 3)
-        else:
-            if not isinstance(input, Tensor):
-                raise TypeError(
-                    f"LSTM: Expected input to be a Tensor or PackedSequence, got {type(input).__name__}"
-                )
-            if input.dim() not in (2, 3):
-                raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {input.dim()}D instead")
-            is_batched = input.dim() == 3
-            if is_batched:
-                if hx is not None:
-                    self._check_state_rank(hx, 3)
-                data = input.transpose(0, 1) if self.batch_first else input  # (T, N, I)
-            else:
-                if hx is not None:
-                    self._check_state_rank(hx, 2)
-                    hx = (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
-                data = input.unsqueeze(1)  # (T, 1, I)
-            batch = data.shape[1]
-            sorted_indices = unsorted_indices = None
-            _check_input_tensor(data, weight, ValueError)
-            if data.shape[0] == 0:
-                raise RuntimeError("LSTM: Expected a sequence of length at least 1, got length 0")
-        if data.shape[-1] != self.input_size:
-            raise RuntimeError(
-                "input.size(-1) must be equal to input_size. "
-                f"Expected {self.input_size}, got {data.shape[-1]}"
-            )
-        h_shape, c_shape = self._state_shapes(batch)
-        if hx is None:
-            hx = (data.new_zeros(h_shape), data.new_zeros(c_shape))
-        else:
-            for index, (state, shape) in enumerate(zip(hx, (h_shape, c_shape), strict=True)):
-                if state.shape != shape:
-                    raise RuntimeError(f"Expected hidden[{index}] size {shape}, got {list(state.shape)}")
-                _check_state_tensor(f"hx[{index}]", state, data, weight)
-            hx = _permute_state(hx, sorted_indices)
-
-        if isinstance(input, PackedSequence):
-            steps = list(data.split(batch_sizes.tolist()))
-        else:
-            steps = list(data.unbind(0))
+        call = flatten_call(self, input, hx)
         outputs, h_n, c_n = self.layers(
-            steps, hx[0], hx[1], self._layer_weights(), self.dropout, self.training, cell=self.cell
+            call.steps(), call.h0, call.c0, self._layer_weights(), self.dropout, self.training, cell=self.cell
         )
-        state = _permute_state((h_n, c_n), unsorted_indices)
-        if isinstance(input, PackedSequence):
-            return PackedSequence(torch.cat(outputs), batch_sizes, sorted_indices, unsorted_indices), state
-        output = torch.stack(outputs)  # (T, N, D*H_out)
-        if not is_batched:
-            return output.squeeze(1), (state[0].squeeze(1), state[1].squeeze(1))
-        if self.batch_first:
-            output = output.transpose(0, 1)
-        return output, state
-
-    @staticmethod
-    def _check_state_rank(hx: State, rank: int) -> None:
-        _check_state_pair(hx, "LSTM")
-        if hx[0].dim() != rank or hx[1].dim() != rank:
-            kind = "batched 3-D (or packed)" if rank == 3 else "unbatched 2-D"
-            raise RuntimeError(
-                f"For {kind} input, hx and cx should also be {rank}-D but got "
-                f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
-            )
+        return call.unflatten(torch.cat(outputs), h_n, c_n)  # outputs[t]: (B_t, D*H_out)
 
 
 class LSTMCell(nn.Module):
@@ -382,7 +253,7 @@ class LSTMCell(nn.Module):
         if input.dim() not in (1, 2):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
         if hx is not None:
-            _check_state_pair(hx, "LSTMCell")
+            check_state_pair(hx, "LSTMCell")
             for index, state in enumerate(hx):
                 if state.dim() not in (1, 2):
                     raise ValueError(
@@ -396,7 +267,7 @@ class LSTMCell(nn.Module):
                 )
         is_batched = input.dim() == 2
         x = input if is_batched else input.unsqueeze(0)  # (N, I)
-        _check_input_tensor(x, self.weight_ih, RuntimeError)
+        check_input_tensor(x, self.weight_ih, RuntimeError)
         if x.shape[1] != self.input_size:
             raise RuntimeError(
                 f"input has inconsistent input_size: got {x.shape[1]} expected {self.input_size}"
@@ -411,7 +282,7 @@ class LSTMCell(nn.Module):
                 raise RuntimeError(
                     f"Expected hx[{index}] size {(x.shape[0], self.hidden_size)}, got {list(state.shape)}"
                 )
-            _check_state_tensor(f"hx[{index}]", state, x, self.weight_ih)
+            check_state_tensor(f"hx[{index}]", state, x, self.weight_ih)
         weights = DirectionWeights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         h_next, c_next = lstm_cell(x, hx[0], hx[1], weights)
         if not is_batched:

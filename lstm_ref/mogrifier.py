@@ -21,9 +21,10 @@ Everything nn.LSTM has is supported: layers (layer k > 0 mogrifies the previous
 layer's output, both directions concatenated), bidirectional (each direction
 has its own matrices), projections (h^i has H_out = proj_size rows), packed
 sequences, unbatched input, batch_first, dropout between layers. The LSTM part
-has nn.LSTM's parameter names, so :meth:`MogrifierLSTM.from_torch` (or
-``load_state_dict(torch_lstm.state_dict(), strict=False)``) imports trained
-weights; the rounds' parameters are named ``mogrifier_{q|r}{i}[_left|_right]_l{k}[_reverse]``.
+has nn.LSTM's parameter names, so ``MogrifierLSTM.from_torch(torch_lstm, rounds=..., rank=...)``
+(or ``load_state_dict(torch_lstm.state_dict(), strict=False)``) imports trained
+weights, the round matrices freshly initialised; the rounds' parameters are
+named ``mogrifier_{q|r}{i}[_left|_right]_l{k}[_reverse]``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lstm_ref.configs import parameter_suffix
 from lstm_ref.functional import DirectionWeights, lstm_cell
 from lstm_ref.modules import LSTM
 
@@ -129,28 +131,18 @@ class MogrifierLSTM(LSTM):
         factory = {"device": device, "dtype": dtype}
         h_out = proj_size or hidden_size
         num_directions = 2 if bidirectional else 1
-        self._round_names: list[list[list[str | tuple[str, str]]]] = []
         for layer in range(num_layers):
             layer_input_size = input_size if layer == 0 else h_out * num_directions
-            directions = []
             for direction in range(num_directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                names: list[str | tuple[str, str]] = []
                 for round_number in range(1, rounds + 1):
                     odd = round_number % 2 == 1
                     rows, cols = (layer_input_size, h_out) if odd else (h_out, layer_input_size)
-                    stem = f"mogrifier_{'q' if odd else 'r'}{round_number}"
-                    if rank is None:
-                        matrix = nn.Parameter(torch.empty(rows, cols, **factory))
-                        self.register_parameter(stem + suffix, matrix)
-                        names.append(stem + suffix)
-                    else:
-                        left, right = f"{stem}_left{suffix}", f"{stem}_right{suffix}"
-                        self.register_parameter(left, nn.Parameter(torch.empty(rows, rank, **factory)))
-                        self.register_parameter(right, nn.Parameter(torch.empty(rank, cols, **factory)))
-                        names.append((left, right))
-                directions.append(names)
-            self._round_names.append(directions)
+                    stem = _round_stem(round_number)
+                    shapes = ({stem: (rows, cols)} if rank is None
+                              else {f"{stem}_left": (rows, rank), f"{stem}_right": (rank, cols)})
+                    for name, shape in shapes.items():
+                        parameter = nn.Parameter(torch.empty(shape, **factory))
+                        self.register_parameter(name + parameter_suffix(layer, direction), parameter)
         self.reset_mogrifier_parameters()
 
     def reset_parameters(self) -> None:
@@ -165,37 +157,32 @@ class MogrifierLSTM(LSTM):
                 bound = 1.0 / math.sqrt(parameter.shape[1])
                 nn.init.uniform_(parameter, -bound, bound)
 
-    @classmethod
-    def from_torch(cls, module: nn.LSTM, rounds: int = 5, rank: int | None = None) -> MogrifierLSTM:
-        """``module``'s configuration and weights for the LSTM part; fresh round matrices."""
-        if not isinstance(module, nn.LSTM):
-            raise TypeError(f"from_torch expects a torch.nn.LSTM, got {type(module).__name__}")
-        weight = next(module.parameters())
-        mog = cls(module.input_size, module.hidden_size, num_layers=module.num_layers,
-                  bias=module.bias, batch_first=module.batch_first, dropout=module.dropout,
-                  bidirectional=module.bidirectional, proj_size=module.proj_size,
-                  device=weight.device, dtype=weight.dtype, rounds=rounds, rank=rank)
-        with torch.no_grad():
-            result = mog.load_state_dict(module.state_dict(), strict=False)
-        not_rounds = [name for name in result.missing_keys if not name.startswith("mogrifier_")]
-        if not_rounds or result.unexpected_keys:
-            raise RuntimeError(
-                f"state_dict mismatch: missing {not_rounds}, unexpected {result.unexpected_keys}")
-        return mog.train(module.training)
-
     def extra_repr(self) -> str:
         return super().extra_repr() + f", rounds={self.rounds}" + (f", rank={self.rank}" if self.rank else "")
 
+    def _round_matrices(self, layer: int, direction: int) -> tuple[Tensor | tuple[Tensor, Tensor], ...]:
+        """One direction's matrix of each round, round 1 first: (left, right) factors when low rank."""
+        suffix = parameter_suffix(layer, direction)
+
+        def matrix(stem: str) -> Tensor | tuple[Tensor, Tensor]:
+            if self.rank is None:
+                return getattr(self, stem + suffix)
+            return getattr(self, f"{stem}_left{suffix}"), getattr(self, f"{stem}_right{suffix}")
+
+        return tuple(matrix(_round_stem(round_number)) for round_number in range(1, self.rounds + 1))
+
     def _layer_weights(self) -> list[list[MogrifierWeights]]:
         """nn.LSTM's weights of each layer and direction, with that direction's round matrices."""
-        def get(name: str | tuple[str, str]) -> Tensor | tuple[Tensor, Tensor]:
-            return getattr(self, name) if isinstance(name, str) else tuple(getattr(self, n) for n in name)
-
         return [
-            [MogrifierWeights(**vars(weights), rounds=tuple(get(name) for name in names))
-             for weights, names in zip(directions, round_names, strict=True)]
-            for directions, round_names in zip(super()._layer_weights(), self._round_names, strict=True)
+            [MogrifierWeights(**vars(weights), rounds=self._round_matrices(layer, direction))
+             for direction, weights in enumerate(directions)]
+            for layer, directions in enumerate(super()._layer_weights())
         ]
+
+
+def _round_stem(round_number: int) -> str:
+    """A round's parameter name before the factor and layer suffixes: ``mogrifier_q1``, ``mogrifier_r2``, ..."""
+    return f"mogrifier_{'q' if round_number % 2 == 1 else 'r'}{round_number}"
 
 
 def from_torch_rounds0(module: nn.LSTM) -> MogrifierLSTM:

@@ -1,9 +1,10 @@
-"""Every invalid call to lstm_ref.LSTM / LSTMCell fails like torch's, with a message that says why.
+"""Every invalid call to lstm_ref's LSTMs fails like torch's, with a message that says why.
 
-One table: each row builds a module (``lambda lib: lib.LSTM(...)`` with ``lib`` torch.nn or
-lstm_ref) and, for a forward-pass case, calls it. The same row runs on torch.nn and on lstm_ref:
-the exception types must be identical, and lstm_ref's message must name the expected and the
-found value (the ``names`` column).
+One table: each row builds a module (``lambda lib: lib.LSTM(...)`` with ``lib`` torch.nn or one
+of ours) and, for a forward-pass case, calls it. Each row runs on torch.nn and on every LSTM it
+applies to: lstm_ref (LSTM, LSTMCell), the fast path (``lstm_ref.fast``, forward-pass rows: its
+constructor is torch's) and MogrifierLSTM (LSTM rows). The exception types must be identical,
+and our message must name the expected and the found value (the ``names`` column).
 
 Where torch's exception is an accident of its implementation (an IndexError from indexing a
 malformed hx, an AttributeError from calling ``.dim()`` on a list), the row records torch's type
@@ -15,6 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -22,6 +24,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstm_ref
+from lstm_ref import fast
+from lstm_ref.mogrifier import from_torch_rounds0
 
 LENGTHS = [5, 4, 2]
 
@@ -176,8 +180,27 @@ CASES = [
 ]
 
 
+def fast_lstm(*args, **kwargs) -> fast.FastLSTM:
+    return fast.from_torch(nn.LSTM(*args, **kwargs))
+
+
+def mogrifier_lstm(*args, **kwargs) -> lstm_ref.MogrifierLSTM:
+    return lstm_ref.MogrifierLSTM(*args, rounds=2, **kwargs)
+
+
+#: Our LSTMs, each a namespace like torch.nn (``lib.LSTM(...)`` builds one), and the rows each
+#: applies to.
+IMPLEMENTATIONS = {
+    "lstm_ref": (lstm_ref, lambda case: True),
+    "fast": (SimpleNamespace(LSTM=fast_lstm), lambda case: case.id.startswith("LSTM-") and case.call is not None),
+    "mogrifier": (SimpleNamespace(LSTM=mogrifier_lstm), lambda case: case.id.startswith("LSTM-")),
+}
+RUNS = [pytest.param(name, case, id=f"{name}-{case.id}")
+        for name, (_, applies) in IMPLEMENTATIONS.items() for case in CASES if applies(case)]
+
+
 def raised_by(case: Case, lib) -> Exception:
-    """The exception ``case`` raises with ``lib`` (torch.nn or lstm_ref); fails if none is raised."""
+    """The exception ``case`` raises with ``lib`` (torch.nn or ours); fails if none is raised."""
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the dropout-with-one-layer warning; oneDNN notes
@@ -188,21 +211,21 @@ def raised_by(case: Case, lib) -> Exception:
     return caught.value
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_bad_input_fails_like_torch(case: Case) -> None:
+@pytest.mark.parametrize(("implementation", "case"), RUNS)
+def test_bad_input_fails_like_torch(implementation: str, case: Case) -> None:
     torch_error = raised_by(case, nn)
-    ours = raised_by(case, lstm_ref)
+    ours = raised_by(case, IMPLEMENTATIONS[implementation][0])
     if case.torch_accident is None:
         assert type(ours) is type(torch_error), (
             f"torch raised {type(torch_error).__name__}({torch_error}), "
-            f"lstm_ref {type(ours).__name__}({ours})"
+            f"{implementation} {type(ours).__name__}({ours})"
         )
     else:
         assert type(torch_error) is case.torch_accident, f"torch now raises {type(torch_error).__name__}"
-        assert type(ours) is case.raises, f"lstm_ref raised {type(ours).__name__}({ours})"
+        assert type(ours) is case.raises, f"{implementation} raised {type(ours).__name__}({ours})"
     message = str(ours)
     missing = [name for name in case.names if name not in message]
-    assert not missing, f"lstm_ref's message {message!r} does not name {missing}"
+    assert not missing, f"{implementation}'s message {message!r} does not name {missing}"
 
 
 @pytest.mark.parametrize("size", [(0, 6), (4, 0)], ids=["LSTMCell-input_size-0", "LSTMCell-hidden_size-0"])
@@ -217,9 +240,11 @@ def test_empty_lstm_cell_is_accepted_like_torch(size: tuple[int, int]) -> None:
         torch.testing.assert_close(have, want)
 
 
-def test_c0_of_another_dtype_is_rejected_where_torch_promotes() -> None:
+@pytest.mark.parametrize("factory", [lstm_ref.LSTM.from_torch, fast.from_torch, from_torch_rounds0],
+                         ids=["lstm_ref", "fast", "mogrifier"])
+def test_c0_of_another_dtype_is_rejected_where_torch_promotes(factory: Callable) -> None:
     """A deliberate difference: torch's native CPU loop type-promotes a float32 c_0 against float64
-    weights (no error, c_n comes back float64); lstm_ref rejects the mixed state like a mixed h_0."""
+    weights (no error, c_n comes back float64); ours reject the mixed state like a mixed h_0."""
     torch_lstm = nn.LSTM(4, 6, dtype=torch.float64)
     inputs = x(5, 3, 4, dtype=torch.float64)
     hx = (state(1, 3, 6, dtype=torch.float64), state(1, 3, 6))
@@ -227,4 +252,4 @@ def test_c0_of_another_dtype_is_rejected_where_torch_promotes() -> None:
     assert c_n.dtype == torch.float64
     with pytest.raises(RuntimeError, match=r"hx\[1\] must have the type of the parameters, torch.float64, "
                                            r"got type torch.float32"):
-        lstm_ref.LSTM.from_torch(torch_lstm)(inputs, hx)
+        factory(torch_lstm)(inputs, hx)

@@ -1,12 +1,14 @@
 """lstm_ref's fast path (lstm_ref.fast) against torch.nn.LSTM over the whole CPU default matrix.
 
 Split into chunks by dtype and layer count so pytest-xdist spreads them; each chunk asserts
-that every one of its configurations passes, and prints the first failures' reports.
+that every one of its configurations passes, and prints the first failures' reports. Bad input
+is in tests/test_bad_input.py's table, valid unusual input in tests/test_edge_cases.py.
 """
 
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from lstm_ref import configs
 from lstm_ref.conformance import PASSED, check_forward
@@ -34,14 +36,35 @@ def test_reorder_gates_moves_the_output_gate_before_the_cell_gate():
     assert reorder_gates(rows).flatten().tolist() == [0, 1, 2, 3, 6, 7, 4, 5]
 
 
-def test_gradients_reach_the_torch_module_parameters():
+def packed_input() -> PackedSequence:
+    return pack_padded_sequence(torch.randn(5, 3, 3, dtype=torch.float64), torch.tensor([2, 5, 3]),
+                                enforce_sorted=False)
+
+
+@pytest.mark.parametrize(("kwargs", "make_input"), [
+    (dict(num_layers=2, bidirectional=True), lambda: torch.randn(5, 2, 3, dtype=torch.float64)),
+    (dict(bidirectional=True, proj_size=2), packed_input),
+    (dict(batch_first=True, bias=False), lambda: torch.randn(5, 3, dtype=torch.float64)),
+], ids=["dense-L2-bidir", "packed-unsorted-bidir-proj", "unbatched-no-bias"])
+def test_gradients_reach_the_torch_module_parameters(kwargs, make_input):
+    """The autograd branch (run_direction with premul_cell) gives torch's outputs and gradients."""
     torch.manual_seed(0)
-    module = nn.LSTM(3, 4, num_layers=2, bidirectional=True, dtype=torch.float64)
-    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
-    expected = torch.autograd.grad(module(x)[0].sum(), [x, *module.parameters()])
-    actual = torch.autograd.grad(from_torch(module)(x)[0].sum(), [x, *module.parameters()])
+    module = nn.LSTM(3, 4, dtype=torch.float64, **kwargs)
+    x = make_input()
+    wrt = [(x.data if isinstance(x, PackedSequence) else x).requires_grad_(True), *module.parameters()]
+    expected, actual = results(module(x)), results(from_torch(module)(x))
     for got, want in zip(actual, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    expected_grads = torch.autograd.grad(sum(t.sum() for t in expected), wrt)
+    actual_grads = torch.autograd.grad(sum(t.sum() for t in actual), wrt)
+    for got, want in zip(actual_grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def results(call_result) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """output (a PackedSequence's data), h_n, c_n."""
+    output, (h_n, c_n) = call_result
+    return (output.data if isinstance(output, PackedSequence) else output), h_n, c_n
 
 
 def test_a_weight_update_on_the_module_is_seen_by_the_next_call():
@@ -54,21 +77,6 @@ def test_a_weight_update_on_the_module_is_seen_by_the_next_call():
         after, expected = fast(x)[0], module(x)[0]
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, expected)
-
-
-@pytest.mark.parametrize(("bad_input", "error", "message"), [
-    (torch.randn(5, 2, 7), RuntimeError, "Expected 3, got 7"),
-    (torch.randn(5, 2, 3, 1), ValueError, "Expected input to be 2D or 3D, got 4D"),
-    (torch.randn(5, 2, 3, dtype=torch.float64), ValueError, "torch.float32"),
-], ids=["wrong_input_size", "4d_input", "float64_input_float32_module"])
-def test_bad_input_gets_a_clear_error(bad_input, error, message):
-    with pytest.raises(error, match=message):
-        from_torch(nn.LSTM(3, 4))(bad_input)
-
-
-def test_a_wrong_state_shape_is_named():
-    with pytest.raises(RuntimeError, match=r"Expected hidden\[0\] size \(1, 2, 4\), got \[1, 3, 4\]"):
-        from_torch(nn.LSTM(3, 4))(torch.randn(5, 2, 3), (torch.zeros(1, 3, 4), torch.zeros(1, 2, 4)))
 
 
 def test_from_torch_rejects_other_modules():
