@@ -76,6 +76,7 @@ def run_check(args: argparse.Namespace) -> int:
           f"{len(matrix)} configurations on {','.join(devices)} in {','.join(dtypes)}, seed {args.seed}"
           + (f"; gradients on {len(grad_matrix)}" if args.grad else "")
           + ("; in this process" if args.no_isolate else "; in a worker process"))
+    torch.set_num_threads(args.threads)  # passed on to the worker process
     progress = Progress(len(matrix) + len(grad_matrix))
     started = time.perf_counter()
     results = []
@@ -104,6 +105,17 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"report written to {args.json}")
     print(summary_line(results, seconds))
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def positive_int(text: str) -> int:
+    """A --threads value: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {text!r}")
+    return value
 
 
 def gibibytes(text: str) -> float:
@@ -154,6 +166,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--xfails", metavar="FILE",
                        help="configuration-id patterns (one a line, # comments) expected to fail: reported "
                             "as xfailed; one that passes is xpassed and fails the run")
+    check.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                       help="torch intra-op threads for both sides (default 1: the matrix's sizes are too "
+                            "small to gain from more, and extra threads spin on a busy machine)")
     check.add_argument("--no-isolate", action="store_true",
                        help="run the candidate in this process (for pdb) instead of a worker process; a "
                             "crash then ends the run and a hang is cut off by a thread that keeps running")
