@@ -52,6 +52,14 @@ def torch_other_path(module: nn.LSTM) -> Callable:
 BUILTIN: dict[str, str] = {
     "lstm_ref": DEFAULT_IMPL,
     "torch": "lstm_ref.candidates:torch_other_path",
+    # real runtimes (lstm_ref.runtimes: what each converts; lstm-ref survey runs them all)
+    "onnx-export": "lstm_ref.runtimes:onnx_export",
+    "onnxruntime-op": "lstm_ref.runtimes:onnxruntime_op",
+    "torch-compile": "lstm_ref.runtimes:torch_compile",
+    "torchscript": "lstm_ref.runtimes:torchscript",
+    "torch-export": "lstm_ref.runtimes:torch_export",
+    "quantized-dynamic": "lstm_ref.runtimes:quantized_dynamic",
+    "numpy-oracle": "lstm_ref.runtimes:numpy_oracle",
 }
 
 

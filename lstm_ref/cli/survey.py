@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 
 from lstm_ref import survey
-from lstm_ref.cli.check import Progress
+from lstm_ref.cli.check import Progress, seconds
 from lstm_ref.cli.common import EXIT_OK, UsageError
 from lstm_ref.configs import parse_choices
-from lstm_ref.conformance import FAILED
+from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -25,6 +25,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         help=f"comma list from {', '.join(survey.RUNTIMES)}, or all (default)")
     parser.add_argument("--quick", action="store_true", help="the quick matrices (every axis value at least once)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"fail a configuration that takes longer than SECONDS (default {DEFAULT_TIMEOUT:g}; "
+                             "0: no limit)")
     parser.add_argument("--markdown", metavar="PATH", default="survey.md", help="Markdown table (default survey.md)")
     parser.add_argument("--json", metavar="PATH", default="survey.json", help="JSON report (default survey.json)")
     parser.set_defaults(run=run_survey)
@@ -39,7 +42,7 @@ def run_survey(args: argparse.Namespace) -> int:
         if not Path(path).absolute().parent.is_dir():  # say so before a long run
             raise UsageError(f"directory {Path(path).absolute().parent} does not exist")
     progress = Progress(survey.total_checks(names, args.quick))
-    result = survey.run_survey(names, quick=args.quick, seed=args.seed,
+    result = survey.run_survey(names, quick=args.quick, seed=args.seed, timeout=args.timeout,
                                progress=lambda r: progress.step(r.status == FAILED))
     survey.write(result, args.markdown, args.json)
     print(survey.markdown(result))

@@ -1,0 +1,251 @@
+"""The survey: every installed runtime of :mod:`lstm_ref.runtimes` through the conformance
+checks, and one table of where each departs from ``torch.nn.LSTM``.
+
+For each runtime, :func:`run_survey` runs :func:`lstm_ref.conformance.check_forward` over the
+default matrix (or the quick one) and :func:`lstm_ref.gradients.check_gradients` over the
+gradient matrix, on each device's default torch path only (the candidate's side does not
+depend on which torch path computes the expected values), in a worker process per runtime
+(:class:`lstm_ref.runner.Runner`: its export caches live as long as the worker, and a
+configuration that takes longer than ``timeout`` seconds fails as timed out). A runtime whose
+packages are not installed is listed with the reason and not run.
+
+The table (:func:`markdown`, :func:`as_json`) has one row per axis value (the grouping keys
+of :mod:`lstm_ref.report`) and one column per runtime; a cell reads
+``passed/failed/unsupported`` and the worst error as a multiple of the tolerance.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import json
+import platform
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from lstm_ref import configs
+from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, PASSED, SKIPPED, UNSUPPORTED, Result
+from lstm_ref.report import GROUP_KEYS
+from lstm_ref.runner import Runner
+
+SURVEY_VERSION = 1
+
+#: The surveyed runtimes (short names of lstm_ref.candidates.BUILTIN) and the packages each needs.
+RUNTIMES: dict[str, tuple[str, ...]] = {
+    "onnx-export": ("onnx", "onnxruntime", "onnxscript"),
+    "onnxruntime-op": ("onnx", "onnxruntime"),
+    "torch-compile": (),
+    "torchscript": (),
+    "torch-export": (),
+    "quantized-dynamic": (),
+    "numpy-oracle": (),
+}
+
+#: Versions recorded with every survey.
+PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "numpy")
+
+CHECKS = ("forward", "gradients")
+
+
+class SurveyError(Exception):
+    """A survey that cannot run as asked (an unknown runtime name)."""
+
+
+def missing_packages(runtime: str) -> list[str]:
+    """The packages ``runtime`` needs that are not installed."""
+    return [name for name in RUNTIMES[runtime] if importlib.util.find_spec(name) is None]
+
+
+def matrices(quick: bool, devices: Sequence[str] = ("cpu",), dtypes: Sequence[str] = configs.DTYPES,
+             ) -> tuple[list[configs.Config], list[configs.Config]]:
+    """The forward and gradient configurations of a survey: the default (or quick) matrices,
+    each device's first torch path only."""
+    forward = (configs.quick_matrix if quick else configs.default_matrix)(devices, dtypes)
+    gradients = (configs.quick_gradient_matrix if quick else configs.gradient_matrix)(devices, dtypes)
+
+    def first_path(matrix: list[configs.Config]) -> list[configs.Config]:
+        return [c for c in matrix if c.torch_path == configs.TORCH_PATHS[c.device_type][0]]
+
+    return first_path(forward), first_path(gradients)
+
+
+@dataclass
+class Survey:
+    """Every runtime's results, what was not run and why, and the environment."""
+
+    results: dict[str, list[Result]] = field(default_factory=dict)
+    not_installed: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    quick: bool = False
+    seed: int = 0
+    timeout: float = DEFAULT_TIMEOUT
+    started: str = ""
+
+    def environment(self) -> dict:
+        versions = {}
+        for name in PACKAGES:
+            try:
+                versions[name] = importlib.import_module(name).__version__
+            except ImportError:
+                versions[name] = None
+        return {"python": platform.python_version(), "platform": platform.platform(),
+                "threads": torch.get_num_threads(), **versions}
+
+
+def run_survey(
+    names: Sequence[str] | None = None, quick: bool = False, seed: int = 0,
+    devices: Sequence[str] = ("cpu",), dtypes: Sequence[str] = configs.DTYPES,
+    progress: Callable[[Result], None] | None = None, timeout: float = DEFAULT_TIMEOUT,
+) -> Survey:
+    """Run the forward and gradient checks for each runtime in ``names`` (default: all of
+    :data:`RUNTIMES`); ``progress`` is called with each Result as it arrives; ``timeout``:
+    seconds one configuration may take (0: no limit)."""
+    names = list(RUNTIMES) if names is None else list(names)
+    unknown = [name for name in names if name not in RUNTIMES]
+    if unknown:
+        raise SurveyError(f"unknown runtime {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
+    forward, gradients = matrices(quick, devices, dtypes)
+    survey = Survey(quick=quick, seed=seed, timeout=timeout,
+                    started=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    for name in names:
+        missing = missing_packages(name)
+        if missing:
+            survey.not_installed[name] = f"not installed: {', '.join(missing)} (pip install 'lstm-ref[runtimes]')"
+            continue
+        started = time.perf_counter()
+        results = []
+        with Runner(name, seed=seed, timeout=timeout) as runner:
+            for check, config in [("forward", c) for c in forward] + [("gradients", c) for c in gradients]:
+                results.append(runner.check(config, check))
+                if progress:
+                    progress(results[-1])
+        survey.results[name] = results
+        survey.seconds[name] = time.perf_counter() - started
+    return survey
+
+
+def total_checks(names: Sequence[str] | None, quick: bool, devices: Sequence[str] = ("cpu",),
+                 dtypes: Sequence[str] = configs.DTYPES) -> int:
+    """How many Results :func:`run_survey` will report (installed runtimes only), for a progress bar."""
+    forward, gradients = matrices(quick, devices, dtypes)
+    installed = [n for n in (names or RUNTIMES) if n in RUNTIMES and not missing_packages(n)]
+    return len(installed) * (len(forward) + len(gradients))
+
+
+@dataclass
+class Cell:
+    """One runtime's verdicts on one axis value: counts per status and the worst error/tolerance."""
+
+    tally: Counter = field(default_factory=Counter)
+    worst: float = 0.0
+
+    def add(self, result: Result) -> None:
+        self.tally[result.status] += 1
+        self.worst = max(self.worst, result.worst_ratio)
+
+    def text(self) -> str:
+        counts = f"{self.tally[PASSED]}/{self.tally[FAILED]}/{self.tally[UNSUPPORTED]}"
+        worst = f" · {self.worst:.2g}" if self.tally[PASSED] or self.tally[FAILED] else ""
+        flag = " **✗**" if self.tally[FAILED] else ""
+        return counts + worst + flag
+
+    def as_dict(self) -> dict:
+        return {**{s: self.tally[s] for s in (PASSED, FAILED, UNSUPPORTED, SKIPPED)}, "worst_ratio": self.worst}
+
+
+def table(survey: Survey, check: str) -> dict[tuple[str, str], dict[str, Cell]]:
+    """``{(axis, value): {runtime: Cell}}`` for one check (forward or gradients), plus a
+    ``("all", "")`` row of totals."""
+    rows: dict[tuple[str, str], dict[str, Cell]] = defaultdict(lambda: defaultdict(Cell))
+    for name, results in survey.results.items():
+        for result in results:
+            if result.check != check:
+                continue
+            rows["all", ""][name].add(result)
+            for key in GROUP_KEYS:
+                if key in ("torch_path", "device") or not hasattr(result.config, key):
+                    continue
+                value = getattr(result.config, key)
+                rows[key, "(grid)" if key == "tag" and not value else str(value)][name].add(result)
+    return rows
+
+
+def failures(survey: Survey) -> dict[str, list[Result]]:
+    """Each runtime's failed results, smallest configuration first (fewest layers, fewest elements)."""
+    def size(result: Result) -> tuple:
+        c = result.config
+        return (c.num_layers, c.seq_len * c.batch_size * c.hidden_size, c.bidirectional, c.proj_size, c.id)
+
+    return {name: sorted((r for r in results if r.status == FAILED), key=size)
+            for name, results in survey.results.items()}
+
+
+#: Failures listed per runtime under the Markdown table, smallest configuration first.
+SHOWN_FAILURES = 3
+
+
+def _one_line(result: Result) -> str:
+    """Why ``result`` failed, in one line: its message, else its worst tensor."""
+    failed = [t.describe() for t in result.tensors if not t.passed]
+    text = result.message or (failed[0] if failed else "")
+    return " ".join(text.split())[:240]
+
+
+def markdown(survey: Survey) -> str:
+    """The survey as Markdown: environment, one table per check, totals, not-installed runtimes."""
+    env = survey.environment()
+    names = list(survey.results)
+    versions = ", ".join(f"{k} {env[k]}" for k in ("python", *PACKAGES) if env.get(k))
+    lines = [f"Survey of {survey.started} ({'quick' if survey.quick else 'full'} matrices, seed {survey.seed}, "
+             f"{env['threads']} threads, {survey.timeout:g} s per configuration): {versions}; {env['platform']}.", "",
+             "Cells: passed/failed/unsupported · worst error as a multiple of the tolerance "
+             "(**✗**: failures).", ""]
+    for check in CHECKS:
+        rows = table(survey, check)
+        if not rows:
+            continue
+        lines += [f"### {check}", "", "| axis | value | " + " | ".join(names) + " |",
+                  "|---|---|" + "---|" * len(names)]
+        order = ["all", *(k for k in GROUP_KEYS)]
+        for (key, value), cells in sorted(rows.items(), key=lambda r: (order.index(r[0][0]), r[0][1])):
+            lines.append(f"| {key} | {value} | " + " | ".join(cells[n].text() if n in cells else "" for n in names)
+                         + " |")
+        lines.append("")
+    lines.append("Time per runtime: " + ", ".join(f"{n} {survey.seconds[n]:.0f}s" for n in names) + ".")
+    for name, failed in failures(survey).items():
+        if failed:
+            lines += ["", f"{name}: {len(failed)} failed; the smallest:", ""]
+            lines += [f"- `{r.config.id}` ({r.check}): {_one_line(r)}" for r in failed[:SHOWN_FAILURES]]
+    for name, reason in survey.not_installed.items():
+        lines.append(f"- {name}: {reason}")
+    return "\n".join(lines) + "\n"
+
+
+def as_json(survey: Survey) -> dict:
+    """The survey as a JSON-ready dict: environment, table cells, and every result."""
+    return {
+        "survey_version": SURVEY_VERSION,
+        "started": survey.started,
+        "quick": survey.quick,
+        "seed": survey.seed,
+        "timeout": survey.timeout,
+        "environment": survey.environment(),
+        "seconds": survey.seconds,
+        "not_installed": survey.not_installed,
+        "table": {check: [{"axis": key, "value": value, **{n: c.as_dict() for n, c in cells.items()}}
+                          for (key, value), cells in table(survey, check).items()] for check in CHECKS},
+        "results": {name: [r.as_dict() for r in results] for name, results in survey.results.items()},
+    }
+
+
+def write(survey: Survey, markdown_path: str | Path | None = None, json_path: str | Path | None = None) -> None:
+    """Write the Markdown table and/or the JSON report."""
+    if markdown_path:
+        Path(markdown_path).write_text(markdown(survey))
+    if json_path:
+        Path(json_path).write_text(json.dumps(as_json(survey), indent=1, allow_nan=True))

@@ -1,0 +1,79 @@
+"""The survey: every runtime through the checks, one table, and ``lstm-ref survey``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lstm_ref import survey
+from lstm_ref.cli import main
+from lstm_ref.configs import quick_gradient_matrix, quick_matrix
+from lstm_ref.conformance import FAILED, PASSED, UNSUPPORTED, Result
+
+
+@pytest.fixture(scope="module")
+def oracle_survey() -> survey.Survey:
+    """The quick survey of numpy-oracle alone: it passes every forward check and has no gradients."""
+    return survey.run_survey(["numpy-oracle"], quick=True)
+
+
+def test_survey_runs_both_checks_on_one_torch_path(oracle_survey):
+    results = oracle_survey.results["numpy-oracle"]
+    forward = [c for c in quick_matrix() if c.torch_path == "onednn"]
+    assert len(results) == len(forward) + len(quick_gradient_matrix())
+    assert {r.status for r in results if r.check == "forward"} == {PASSED}
+    assert {r.status for r in results if r.check == "gradients"} == {UNSUPPORTED}
+
+
+def test_table_counts_every_axis_value(oracle_survey):
+    rows = survey.table(oracle_survey, "forward")
+    total = rows["all", ""]["numpy-oracle"]
+    assert total.tally[PASSED] == len([r for r in oracle_survey.results["numpy-oracle"] if r.check == "forward"])
+    layers = sum(cell["numpy-oracle"].tally[PASSED] for (key, _), cell in rows.items() if key == "num_layers")
+    assert layers == total.tally[PASSED]
+    assert ("bidirectional", "False") in rows and ("tag", "(grid)") in rows
+
+
+def test_markdown_and_json_carry_the_versions(oracle_survey, tmp_path):
+    survey.write(oracle_survey, tmp_path / "s.md", tmp_path / "s.json")
+    text = (tmp_path / "s.md").read_text()
+    assert "| all |  |" in text and "numpy-oracle" in text and "torch " in text
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert {"torch", "onnx", "onnxruntime", "python"} <= set(report["environment"])
+    assert report["table"]["forward"][0]["numpy-oracle"]["passed"] > 0
+
+
+def test_failures_are_listed_smallest_first():
+    big, small = quick_matrix()[1], quick_matrix()[0]              # L2 bidirectional, then L1
+    failed = survey.Survey(results={"x": [Result(big, FAILED, message="big"), Result(small, FAILED, message="s")]},
+                           seconds={"x": 1.0})
+    assert [r.message for r in survey.failures(failed)["x"]] == ["s", "big"]
+    assert "x: 2 failed; the smallest:" in survey.markdown(failed)
+
+
+def test_unknown_runtime_is_an_error():
+    with pytest.raises(survey.SurveyError, match="unknown runtime nope"):
+        survey.run_survey(["nope"], quick=True)
+
+
+def test_runtime_without_its_packages_is_listed_not_run(monkeypatch):
+    monkeypatch.setitem(survey.RUNTIMES, "numpy-oracle", ("no_such_package_for_lstm_ref",))
+    result = survey.run_survey(["numpy-oracle"], quick=True)
+    assert result.results == {} and "no_such_package_for_lstm_ref" in result.not_installed["numpy-oracle"]
+
+
+def test_cli_writes_the_table(tmp_path, capsys, monkeypatch):
+    few = quick_matrix()[:2], quick_gradient_matrix()[:1]
+    monkeypatch.setattr(survey, "matrices", lambda quick, devices=(), dtypes=(): few)
+    markdown, report = tmp_path / "t.md", tmp_path / "t.json"
+    code = main(["survey", "--quick", "--runtimes", "numpy-oracle", "--markdown", str(markdown),
+                 "--json", str(report)])
+    assert code == 0 and markdown.exists() and report.exists()
+    assert "| num_layers |" in capsys.readouterr().out
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    assert main(["survey", "--runtimes", "nope"]) == 2
+    assert main(["survey", "--json", str(tmp_path / "missing" / "s.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
