@@ -22,7 +22,7 @@ from lstm_ref.conformance import FAILED, PASSED, Result, check_forward
 from lstm_ref.report import write_json
 
 HERE = Path(__file__).resolve().parent
-QUICK = ["check", "--quick", "--device", "cpu", "--dtype", "float32"]
+QUICK = ["check", "--quick", "--device", "cpu", "--dtype", "float32", "--no-isolate"]  # isolation: test_isolation.py
 QUICK_COUNT = len(configs.quick_matrix(("cpu",), ("float32",)))
 
 

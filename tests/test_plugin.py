@@ -15,10 +15,12 @@ L1_GRID = "L1-onedir-seq_first-bias-noproj and not dropout and not T1000"
 
 @pytest.fixture
 def run(pytester):
+    """pytest on the installed suite, candidates in-process (the worker process is tested in
+    tests/test_isolation.py, and runs the suite itself in this repository's test command)."""
     pytester.syspathinsert()
 
     def run(*args, suite=SUITE):
-        return pytester.runpytest(*suite, *args)
+        return pytester.runpytest(*suite, "--lstm-no-isolate", *args)
     return run
 
 

@@ -9,7 +9,7 @@ from lstm_ref.report import REPORT_VERSION
 
 def test_json_report_has_every_configuration_its_errors_and_the_environment(tmp_path, capsys):
     path = tmp_path / "report.json"
-    assert cli.main(["check", "--quick", "--seed", "3", "--json", str(path)]) == 0
+    assert cli.main(["check", "--quick", "--no-isolate", "--seed", "3", "--json", str(path)]) == 0
     report = json.loads(path.read_text())
     assert report["report_version"] == REPORT_VERSION
     environment = report["environment"]
@@ -28,7 +28,7 @@ def test_json_report_has_every_configuration_its_errors_and_the_environment(tmp_
 
 def test_table_flags_the_axis_value_that_fails(capsys):
     mutant = "tests.mutants:reverse_direction_runs_forward"
-    assert cli.main(["check", "--quick", "--dtype", "float64", "--impl", mutant]) == 1
+    assert cli.main(["check", "--quick", "--no-isolate", "--dtype", "float64", "--impl", mutant]) == 1
     rows = {tuple(line.split()[:2]): line for line in capsys.readouterr().out.splitlines() if line[:1].isalpha()}
     assert rows["bidirectional", "False"].split()[3] == "0"  # the failed column
     assert rows["bidirectional", "True"].split()[3] != "0"
@@ -37,7 +37,7 @@ def test_table_flags_the_axis_value_that_fails(capsys):
 
 
 def test_failures_are_described_with_a_reproducer(capsys):
-    cli.main(["check", "--quick", "--impl", "tests.mutants:gates_if_swapped", "--show-failures", "1"])
+    cli.main(["check", "--quick", "--no-isolate", "--impl", "tests.mutants:gates_if_swapped", "--show-failures", "1"])
     out = capsys.readouterr().out
     assert out.count("reproduce: lstm_ref.conformance.check_forward(") == 1
     assert "more failures (--show-failures N, or --json)" in out

@@ -76,18 +76,22 @@ def run_check(args: argparse.Namespace) -> int:
           f"{len(matrix)} configurations on {','.join(devices)} in {','.join(dtypes)}, seed {args.seed}"
           + (f"; gradients on {len(grad_matrix)}" if args.grad else "")
           + ("; in this process" if args.no_isolate else "; in a worker process"))
-    torch.set_num_threads(args.threads)  # passed on to the worker process
     progress = Progress(len(matrix) + len(grad_matrix))
     started = time.perf_counter()
     results = []
     memory_limit = int(args.memory_limit * 2**30) if args.memory_limit else None
-    with Runner(args.impl, seed=args.seed, timeout=args.timeout, isolate=not args.no_isolate,
-                memory_limit=memory_limit) as runner:
-        for check, config in [("forward", c) for c in matrix] + [("gradients", c) for c in grad_matrix]:
-            result = runner.check(config, check)
-            pattern = matching(config.id, known_failures)
-            results.append(expected_to_fail(result, pattern) if pattern else result)
-            progress.step(results[-1].status in (FAILED, XPASSED))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)  # for this process and, passed on, the worker
+    try:
+        with Runner(args.impl, seed=args.seed, timeout=args.timeout, isolate=not args.no_isolate,
+                    memory_limit=memory_limit) as runner:
+            for check, config in [("forward", c) for c in matrix] + [("gradients", c) for c in grad_matrix]:
+                result = runner.check(config, check)
+                pattern = matching(config.id, known_failures)
+                results.append(expected_to_fail(result, pattern) if pattern else result)
+                progress.step(results[-1].status in (FAILED, XPASSED))
+    finally:
+        torch.set_num_threads(threads)
     seconds = time.perf_counter() - started
     print(axis_table([r for r in results if r.check == "forward"]))
     if args.grad:
