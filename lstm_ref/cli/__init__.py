@@ -2,10 +2,11 @@
 
     lstm-ref check [--impl MODULE:ATTR] [--device auto|cpu|cuda|all] [--dtype float32,float64]
                    [--quick] [--grad] [--seed N] [--json PATH] [--show-failures N] [--timeout SECONDS]
-    lstm-ref import | vectors | verify | accuracy | bench-report ...   (see lstm-ref CMD --help)
+                   [--xfails FILE] [--no-isolate] [--memory-limit GIB] [--threads N]
+    lstm-ref import | vectors | verify | accuracy | bench-report | survey ...   (see lstm-ref CMD --help)
 
-Exit codes: 0 every configuration passed (skipped and unsupported ones
-allowed), 1 any configuration failed, 2 usage error: a bad flag, file or
+Exit codes: 0 every configuration passed (skipped, unsupported and xfailed ones
+allowed), 1 any configuration failed or xpassed, 2 usage error: a bad flag, file or
 ``--impl``, reported in one line on stderr without a traceback.
 """
 

@@ -1,7 +1,8 @@
 """``lstm-ref check``: the conformance matrix against torch.nn.LSTM, a table by axis.
 
-Exit codes: 0 every configuration passed (skipped and unsupported ones
-allowed), 1 any configuration failed, 2 usage error.
+The candidate runs in a worker process (``lstm_ref.runner``) unless ``--no-isolate``.
+Exit codes: 0 every configuration passed (skipped, unsupported and xfailed ones
+allowed), 1 any configuration failed or xpassed, 2 usage error.
 """
 
 from __future__ import annotations
