@@ -101,7 +101,12 @@ class Runner:
             self._worker = worker
         worker = self._worker
         started = time.perf_counter()
-        worker.connection.send((check, config))
+        try:
+            worker.connection.send((check, config))
+        except OSError:  # the worker died while idle (killed from outside): this configuration is lost with it
+            self._worker = None
+            code, details = worker.wait_for_exit()
+            return self._failed(config, check, exit_description(code), details, started)
         if not worker.connection.poll(self.timeout or None):
             self._worker = None
             details = worker.kill(dump_stacks=True)
