@@ -51,6 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="file of test-id patterns (fnmatch, one a line, # comments) to skip")
     group.addoption("--lstm-xfails", default=None, metavar="FILE",
                     help="file of test-id patterns expected to fail (strict: one that passes fails the run)")
+    group.addoption("--lstm-memory-limit", type=float, default=None, metavar="GIB",
+                    help="address space the candidate's worker process may use, in GiB (RLIMIT_AS)")
     group.addoption("--lstm-no-isolate", action="store_true",
                     help="run the candidate in the pytest process (for pdb) instead of a worker process")
 
@@ -127,7 +129,9 @@ def lstm_runner(pytestconfig: pytest.Config, lstm_seed: int, lstm_timeout: float
     """Runs the candidate's checks (``lstm_runner.check(config, "forward" | "gradients")``) in a
     worker process that a crash or a hang cannot take the test run down with."""
     spec, _ = pytestconfig.stash[_FACTORY]
-    with Runner(spec, seed=lstm_seed, timeout=lstm_timeout,
+    gibibytes = pytestconfig.getoption("--lstm-memory-limit")
+    memory_limit = int(gibibytes * 2**30) if gibibytes else None
+    with Runner(spec, seed=lstm_seed, timeout=lstm_timeout, memory_limit=memory_limit,
                 isolate=not pytestconfig.getoption("--lstm-no-isolate")) as runner:
         yield runner
 
