@@ -6,7 +6,8 @@ default matrix (or the quick one) and :func:`lstm_ref.gradients.check_gradients`
 gradient matrix, on each device's default torch path only (the candidate's side does not
 depend on which torch path computes the expected values), in a worker process per runtime
 (:class:`lstm_ref.runner.Runner`: its export caches live as long as the worker, and a
-configuration that takes longer than ``timeout`` seconds fails as timed out). A runtime whose
+configuration that takes longer than ``timeout`` seconds fails as timed out); ``jobs`` workers
+run at once, each on the caller's torch thread count. A runtime whose
 packages are not installed is listed with the reason and not run.
 
 The table (:func:`markdown`, :func:`as_json`) has one row per axis value (the grouping keys
@@ -20,9 +21,11 @@ import datetime
 import importlib.util
 import json
 import platform
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +88,7 @@ class Survey:
     seed: int = 0
     timeout: float = DEFAULT_TIMEOUT
     started: str = ""
+    threads: int = 0  # each worker's torch intra-op threads
 
     def environment(self) -> dict:
         versions = {}
@@ -94,38 +98,53 @@ class Survey:
             except ImportError:
                 versions[name] = None
         return {"python": platform.python_version(), "platform": platform.platform(),
-                "threads": torch.get_num_threads(), **versions}
+                "threads": self.threads, **versions}
 
 
 def run_survey(
     names: Sequence[str] | None = None, quick: bool = False, seed: int = 0,
     devices: Sequence[str] = ("cpu",), dtypes: Sequence[str] = configs.DTYPES,
-    progress: Callable[[Result], None] | None = None, timeout: float = DEFAULT_TIMEOUT,
+    progress: Callable[[Result], None] | None = None, timeout: float = DEFAULT_TIMEOUT, jobs: int = 1,
 ) -> Survey:
     """Run the forward and gradient checks for each runtime in ``names`` (default: all of
-    :data:`RUNTIMES`); ``progress`` is called with each Result as it arrives; ``timeout``:
-    seconds one configuration may take (0: no limit)."""
+    :data:`RUNTIMES`); ``progress`` is called with each Result as it arrives (from one thread
+    at a time); ``timeout``: seconds one configuration may take (0: no limit); ``jobs``: how
+    many runtimes run at once, each in its own worker process (the survey's order and results
+    do not depend on it)."""
     names = list(RUNTIMES) if names is None else list(names)
     unknown = [name for name in names if name not in RUNTIMES]
     if unknown:
         raise SurveyError(f"unknown runtime {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
+    if jobs < 1:
+        raise SurveyError(f"jobs must be at least 1, got {jobs}")
     forward, gradients = matrices(quick, devices, dtypes)
-    survey = Survey(quick=quick, seed=seed, timeout=timeout,
+    checks = [("forward", c) for c in forward] + [("gradients", c) for c in gradients]
+    survey = Survey(quick=quick, seed=seed, timeout=timeout, threads=torch.get_num_threads(),
                     started=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    reporting = threading.Lock()
+
+    def run(name: str) -> tuple[list[Result], float]:
+        started = time.perf_counter()
+        results = []
+        with Runner(name, seed=seed, timeout=timeout) as runner:
+            for check, config in checks:
+                results.append(runner.check(config, check))
+                if progress:
+                    with reporting:
+                        progress(results[-1])
+        return results, time.perf_counter() - started
+
+    installed = []
     for name in names:
         missing = missing_packages(name)
         if missing:
             survey.not_installed[name] = f"not installed: {', '.join(missing)} (pip install 'lstm-ref[runtimes]')"
-            continue
-        started = time.perf_counter()
-        results = []
-        with Runner(name, seed=seed, timeout=timeout) as runner:
-            for check, config in [("forward", c) for c in forward] + [("gradients", c) for c in gradients]:
-                results.append(runner.check(config, check))
-                if progress:
-                    progress(results[-1])
-        survey.results[name] = results
-        survey.seconds[name] = time.perf_counter() - started
+        else:
+            installed.append(name)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait: the work is in the workers
+        for name, (results, seconds) in zip(installed, pool.map(run, installed)):
+            survey.results[name] = results
+            survey.seconds[name] = seconds
     return survey
 
 

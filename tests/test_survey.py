@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from lstm_ref import survey
 from lstm_ref.cli import main
@@ -63,13 +64,35 @@ def test_runtime_without_its_packages_is_listed_not_run(monkeypatch):
     assert result.results == {} and "no_such_package_for_lstm_ref" in result.not_installed["numpy-oracle"]
 
 
+def test_runtimes_at_once_report_as_one_at_a_time(monkeypatch):
+    """--jobs: each runtime's results stay its own, in the survey's order, every one reported."""
+    few = quick_matrix()[:3], quick_gradient_matrix()[:1]
+    monkeypatch.setattr(survey, "matrices", lambda quick, devices=(), dtypes=(): few)
+    names = ["quantized-dynamic", "numpy-oracle", "torchscript"]
+    reported = []
+    at_once = survey.run_survey(names, jobs=3, progress=reported.append)
+    one_at_a_time = survey.run_survey(names)
+    assert list(at_once.results) == names and len(reported) == 3 * 4
+
+    def verdicts(result: survey.Survey) -> dict:
+        return {name: [(r.config.id, r.check, r.status) for r in results] for name, results in result.results.items()}
+
+    assert verdicts(at_once) == verdicts(one_at_a_time)
+    assert FAILED in {r.status for r in at_once.results["quantized-dynamic"]}, "a failing runtime among passing ones"
+    with pytest.raises(survey.SurveyError, match="jobs must be at least 1"):
+        survey.run_survey(names, jobs=0)
+
+
 def test_cli_writes_the_table(tmp_path, capsys, monkeypatch):
     few = quick_matrix()[:2], quick_gradient_matrix()[:1]
     monkeypatch.setattr(survey, "matrices", lambda quick, devices=(), dtypes=(): few)
     markdown, report = tmp_path / "t.md", tmp_path / "t.json"
+    threads = torch.get_num_threads()
     code = main(["survey", "--quick", "--runtimes", "numpy-oracle", "--markdown", str(markdown),
-                 "--json", str(report)])
+                 "--json", str(report), "--threads", "3"])
     assert code == 0 and markdown.exists() and report.exists()
+    assert json.loads(report.read_text())["environment"]["threads"] == 3
+    assert torch.get_num_threads() == threads, "the caller's thread count is restored"
     assert "| num_layers |" in capsys.readouterr().out
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from lstm_ref import survey
-from lstm_ref.cli.check import Progress, seconds
+from lstm_ref.cli.check import Progress, positive_int, seconds
 from lstm_ref.cli.common import EXIT_OK, UsageError
 from lstm_ref.configs import parse_choices
 from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED
@@ -28,6 +30,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"fail a configuration that takes longer than SECONDS (default {DEFAULT_TIMEOUT:g}; "
                              "0: no limit)")
+    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                        help="run N runtimes at once, each in its own worker process (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                        help="torch and ONNX Runtime intra-op threads per worker (default 1: the matrices' sizes "
+                             "are too small to gain from more)")
     parser.add_argument("--markdown", metavar="PATH", default="survey.md", help="Markdown table (default survey.md)")
     parser.add_argument("--json", metavar="PATH", default="survey.json", help="JSON report (default survey.json)")
     parser.set_defaults(run=run_survey)
@@ -42,8 +49,13 @@ def run_survey(args: argparse.Namespace) -> int:
         if not Path(path).absolute().parent.is_dir():  # say so before a long run
             raise UsageError(f"directory {Path(path).absolute().parent} does not exist")
     progress = Progress(survey.total_checks(names, args.quick))
-    result = survey.run_survey(names, quick=args.quick, seed=args.seed, timeout=args.timeout,
-                               progress=lambda r: progress.step(r.status == FAILED))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)  # passed on to the workers
+    try:
+        result = survey.run_survey(names, quick=args.quick, seed=args.seed, timeout=args.timeout, jobs=args.jobs,
+                                   progress=lambda r: progress.step(r.status == FAILED))
+    finally:
+        torch.set_num_threads(threads)
     survey.write(result, args.markdown, args.json)
     print(survey.markdown(result))
     print(f"written to {args.markdown} and {args.json}")
