@@ -89,6 +89,7 @@ class Survey:
     timeout: float = DEFAULT_TIMEOUT
     started: str = ""
     threads: int = 0  # each worker's torch intra-op threads
+    dtypes: tuple[str, ...] = configs.DTYPES
 
     def environment(self) -> dict:
         versions = {}
@@ -119,7 +120,7 @@ def run_survey(
         raise SurveyError(f"jobs must be at least 1, got {jobs}")
     forward, gradients = matrices(quick, devices, dtypes)
     checks = [("forward", c) for c in forward] + [("gradients", c) for c in gradients]
-    survey = Survey(quick=quick, seed=seed, timeout=timeout, threads=torch.get_num_threads(),
+    survey = Survey(quick=quick, seed=seed, timeout=timeout, threads=torch.get_num_threads(), dtypes=tuple(dtypes),
                     started=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     reporting = threading.Lock()
 
@@ -220,8 +221,10 @@ def markdown(survey: Survey) -> str:
     env = survey.environment()
     names = list(survey.results)
     versions = ", ".join(f"{k} {env[k]}" for k in ("python", *PACKAGES) if env.get(k))
-    lines = [f"Survey of {survey.started} ({'quick' if survey.quick else 'full'} matrices, seed {survey.seed}, "
-             f"{env['threads']} threads, {survey.timeout:g} s per configuration): {versions}; {env['platform']}.", "",
+    threads = f"{env['threads']} thread{'s' if env['threads'] != 1 else ''} per worker"
+    lines = [f"Survey of {survey.started} ({'quick' if survey.quick else 'full'} matrices in "
+             f"{', '.join(survey.dtypes)}, seed {survey.seed}, {threads}, {survey.timeout:g} s per configuration): "
+             f"{versions}; {env['platform']}.", "",
              "Cells: passed/failed/unsupported · worst error as a multiple of the tolerance "
              "(**✗**: failures).", ""]
     for check in CHECKS:
@@ -251,6 +254,7 @@ def as_json(survey: Survey) -> dict:
         "survey_version": SURVEY_VERSION,
         "started": survey.started,
         "quick": survey.quick,
+        "dtypes": list(survey.dtypes),
         "seed": survey.seed,
         "timeout": survey.timeout,
         "environment": survey.environment(),

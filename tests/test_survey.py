@@ -84,19 +84,25 @@ def test_runtimes_at_once_report_as_one_at_a_time(monkeypatch):
 
 
 def test_cli_writes_the_table(tmp_path, capsys, monkeypatch):
-    few = quick_matrix()[:2], quick_gradient_matrix()[:1]
-    monkeypatch.setattr(survey, "matrices", lambda quick, devices=(), dtypes=(): few)
+    few = tuple([c for dtype in ("float32", "float64") for c in [c for c in matrix if c.dtype == dtype][:2]]
+                for matrix in (quick_matrix(), quick_gradient_matrix()))
+    monkeypatch.setattr(survey, "matrices", lambda quick, devices=(), dtypes=(): tuple(
+        [c for c in matrix if c.dtype in dtypes] for matrix in few))
     markdown, report = tmp_path / "t.md", tmp_path / "t.json"
     threads = torch.get_num_threads()
     code = main(["survey", "--quick", "--runtimes", "numpy-oracle", "--markdown", str(markdown),
-                 "--json", str(report), "--threads", "3"])
+                 "--json", str(report), "--threads", "3", "--dtype", "float32"])
     assert code == 0 and markdown.exists() and report.exists()
-    assert json.loads(report.read_text())["environment"]["threads"] == 3
+    written = json.loads(report.read_text())
+    assert written["environment"]["threads"] == 3 and written["dtypes"] == ["float32"]
+    assert {r["config"]["dtype"] for r in written["results"]["numpy-oracle"]} == {"float32"}
+    assert "quick matrices in float32, seed 0, 3 threads per worker" in markdown.read_text()
     assert torch.get_num_threads() == threads, "the caller's thread count is restored"
     assert "| num_layers |" in capsys.readouterr().out
 
 
 def test_cli_usage_errors(tmp_path, capsys):
     assert main(["survey", "--runtimes", "nope"]) == 2
+    assert main(["survey", "--dtype", "float16"]) == 2
     assert main(["survey", "--json", str(tmp_path / "missing" / "s.json")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import torch
 
-from lstm_ref import survey
-from lstm_ref.cli.check import Progress, positive_int, seconds
+from lstm_ref import configs, survey
+from lstm_ref.cli.check import Progress, choices, positive_int, seconds
 from lstm_ref.cli.common import EXIT_OK, UsageError
-from lstm_ref.configs import parse_choices
 from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED
 
 
@@ -26,6 +25,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--runtimes", default="all", metavar="NAMES",
                         help=f"comma list from {', '.join(survey.RUNTIMES)}, or all (default)")
     parser.add_argument("--quick", action="store_true", help="the quick matrices (every axis value at least once)")
+    parser.add_argument("--dtype", default=",".join(configs.DTYPES),
+                        help=f"comma list from {', '.join(configs.DTYPES)}, or all (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"fail a configuration that takes longer than SECONDS (default {DEFAULT_TIMEOUT:g}; "
@@ -41,18 +42,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_survey(args: argparse.Namespace) -> int:
-    try:
-        names = parse_choices(args.runtimes, tuple(survey.RUNTIMES))
-    except ValueError as error:
-        raise UsageError(f"--runtimes: {error}") from None
+    names = choices(args.runtimes, tuple(survey.RUNTIMES), "runtimes")
+    dtypes = choices(args.dtype, configs.DTYPES, "dtype")
     for path in (args.markdown, args.json):
         if not Path(path).absolute().parent.is_dir():  # say so before a long run
             raise UsageError(f"directory {Path(path).absolute().parent} does not exist")
-    progress = Progress(survey.total_checks(names, args.quick))
+    progress = Progress(survey.total_checks(names, args.quick, dtypes=dtypes))
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)  # passed on to the workers
     try:
-        result = survey.run_survey(names, quick=args.quick, seed=args.seed, timeout=args.timeout, jobs=args.jobs,
+        result = survey.run_survey(names, quick=args.quick, seed=args.seed, dtypes=dtypes, timeout=args.timeout,
+                                   jobs=args.jobs,
                                    progress=lambda r: progress.step(r.status == FAILED))
     finally:
         torch.set_num_threads(threads)
