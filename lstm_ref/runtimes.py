@@ -51,8 +51,12 @@ from lstm_ref import layouts, oracle
 State = tuple[Tensor, Tensor] | None
 Forward = Callable[..., tuple[Any, tuple[Tensor, Tensor]]]
 
-#: The example batch the exporters trace. Not 1: torch.export specialises dimensions of
-#: size 0 and 1, so an N=1 example would fix the batch size of the artifact.
+#: The example batch the exporters trace. Not 1, though a user exporting from one example
+#: sequence would: torch.export.export specialises dimensions of size 0 and 1 and refuses a
+#: dynamic batch from an N=1 example ("Constraints violated (batch)"), and torch.onnx.export
+#: then applies torch.export's suggested fix, batch = 1, silently in a fresh process, but not
+#: after an earlier export in the same process (docs/runtimes.md, finding 8): the survey's
+#: verdicts would depend on the order of its configurations.
 EXAMPLE_BATCH = 2
 
 #: Artifacts per key (module configuration, input kind, sequence length): exports are slow.
