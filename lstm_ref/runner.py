@@ -63,7 +63,8 @@ class Runner:
     factory object must be picklable, i.e. a module-level function). ``timeout``: seconds a
     configuration may take (0: no limit). ``memory_limit``: bytes of address space the worker
     may use (``RLIMIT_AS``), so a candidate that allocates without bound fails instead of
-    exhausting the machine.
+    exhausting the machine. On Linux the worker dies with the thread that started it (the one
+    that called :meth:`check` when none was running), so a killed run leaves no worker behind.
     """
 
     def __init__(self, factory: Factory | str | None = None, *, seed: int = 0,
@@ -183,7 +184,8 @@ class _Worker:
                 [sys.executable, "-c", f"from lstm_ref.runner import serve; serve({child_end.fileno()})"],
                 pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL)
         self.connection = Connection(parent_end.detach())
-        self.connection.send((list(sys.path), factory, seed, torch.get_num_threads(), fault_path, memory_limit))
+        self.connection.send((os.getpid(), list(sys.path), factory, seed, torch.get_num_threads(), fault_path,
+                              memory_limit))
 
     def kill(self, dump_stacks: bool = False) -> str:
         """Kill the worker (after dumping its stacks, if asked); its faulthandler output."""
@@ -234,14 +236,30 @@ def without_worker_frames(traceback: str) -> str:
     return "\n".join(lines).strip()
 
 
+def _die_with(parent: int) -> None:
+    """On Linux, have the kernel SIGKILL this worker when the thread that started it ends (a
+    killed run, or a timed-out CI job, must not leave a hung candidate spinning); exit at once
+    if ``parent`` is already gone. Elsewhere a worker outlives a killed parent until its
+    current check returns and the closed pipe ends it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def serve(fd: int) -> None:
-    """The worker's loop, on the socket ``fd``: take the parent's sys.path and the candidate, say
-    "ready" once the candidate is imported, then receive ``(check, config)`` and send
+    """The worker's loop, on the socket ``fd``: take the parent's pid, sys.path and the candidate,
+    say "ready" once the candidate is imported, then receive ``(check, config)`` and send
     ``(Result or exception, keep_going)``; ``None`` or a closed pipe ends it. A candidate's
     SystemExit ends the process with its code."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     connection = Connection(fd)
-    sys.path[:], factory, seed, threads, fault_path, memory_limit = connection.recv()
+    parent, sys.path[:], factory, seed, threads, fault_path, memory_limit = connection.recv()
+    _die_with(parent)
     if memory_limit:
         import resource
 

@@ -7,6 +7,7 @@ directory on sys.path.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 
@@ -91,6 +92,9 @@ def _null_dereference() -> None:
 
 
 def _spin() -> None:
+    flag = os.environ.get("LSTM_REF_TEST_SPINNING")
+    if flag:  # tells a test the worker is now in the loop
+        open(flag, "w").close()
     while True:
         pass
 
@@ -102,8 +106,6 @@ def _allocate_without_bound() -> None:
 
 
 def _exit_3() -> None:
-    import os
-
     os._exit(3)
 
 

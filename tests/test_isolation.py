@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -98,21 +100,61 @@ def test_harness_errors_are_raised_not_blamed_on_the_candidate() -> None:
         runner.check(configs.Config(), "gradients")
 
 
-def run_marked(command: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[int]]:
-    """Run ``command`` with a marker in its environment; return its outcome and the pids of any
-    process still carrying the marker afterwards (its workers, had it left one behind)."""
+def marked_environment() -> tuple[str, dict[str, str]]:
+    """A marker, and an environment carrying it that imports the test candidates."""
     marker = f"LSTM_REF_TEST_RUN={uuid.uuid4().hex}"
-    env = dict(os.environ, LSTM_REF_TEST_RUN=marker.split("=", 1)[1],
-               PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)]))
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    leftover = []
+    return marker, dict(os.environ, LSTM_REF_TEST_RUN=marker.split("=", 1)[1],
+                        PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)]))
+
+
+def marked_processes(marker: str) -> list[int]:
+    """The pids of the processes whose environment carries ``marker``."""
+    pids = []
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
             if marker.encode() in environ.read_bytes():
-                leftover.append(int(environ.parent.name))
+                pids.append(int(environ.parent.name))
         except OSError:
             continue
-    return done, leftover
+    return pids
+
+
+def run_marked(command: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[int]]:
+    """Run ``command`` with a marker in its environment; return its outcome and the pids of any
+    process still carrying the marker afterwards (its workers, had it left one behind)."""
+    marker, env = marked_environment()
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    return done, marked_processes(marker)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker dies with its parent on Linux only")
+def test_a_killed_run_leaves_no_hung_worker_behind(tmp_path: Path) -> None:
+    """SIGKILL the process that runs the checks while its worker spins with no time limit: the
+    worker must not outlive it (a timed-out CI job would leave it spinning for ever)."""
+    marker, env = marked_environment()
+    spinning = tmp_path / "spinning"
+    env["LSTM_REF_TEST_SPINNING"] = str(spinning)
+    script = ("from lstm_ref.runner import Runner; from lstm_ref.configs import Config\n"
+              "with Runner('bad_candidates:spins', timeout=0) as runner:\n"
+              "    print('checking', flush=True)\n"
+              "    runner.check(Config(num_layers=3, bidirectional=True, initial_state=True))\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline() == "checking\n"
+        deadline = time.monotonic() + 120
+        while not spinning.exists() and time.monotonic() < deadline:  # the worker is in the candidate's loop
+            time.sleep(0.2)
+        assert spinning.exists() and len(marked_processes(marker)) == 2
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    leftover = marked_processes(marker)
+    for pid in leftover:  # never leave one spinning, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert leftover == []
 
 
 def test_check_reports_a_segfault_and_judges_the_rest_as_a_clean_run(tmp_path: Path) -> None:
