@@ -88,18 +88,19 @@ class Runner:
             return function(config, self.in_process_factory, self.seed)
         started = time.perf_counter()
         if self._worker is None:
-            worker = _Worker(self.factory, self.seed, self.memory_limit)
+            worker = self._worker = _Worker(self.factory, self.seed, self.memory_limit)  # kill() reaches it now
             if not worker.connection.poll(STARTUP_TIMEOUT):
+                self._worker = None
                 details = worker.kill(dump_stacks=True)
                 return self._failed(config, check, f"worker did not start within {STARTUP_TIMEOUT:g} s",
                                     details, started)
             try:
                 worker.connection.recv()  # ready: torch and the candidate are imported
             except (EOFError, OSError):
+                self._worker = None
                 code, details = worker.wait_for_exit()
                 return self._failed(config, check, f"worker failed to start: {exit_description(code)}",
                                     details, started)
-            self._worker = worker
         worker = self._worker
         started = time.perf_counter()
         try:
@@ -129,6 +130,12 @@ class Runner:
     def _failed(self, config: Config, check: str, message: str, details: str, started: float) -> Result:
         return Result(config, FAILED, message=message, seconds=time.perf_counter() - started, check=check,
                       details=details, reproduce=reproducer_command(config, check, self.spec, self.seed))
+
+    def kill(self) -> None:
+        """Kill the worker now, from any thread: a check in flight fails as killed."""
+        worker = self._worker
+        if worker is not None:
+            worker.process.kill()
 
     def close(self) -> None:
         """Stop the worker (if one is running); nothing is left behind."""

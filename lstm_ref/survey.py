@@ -123,12 +123,17 @@ def run_survey(
     survey = Survey(quick=quick, seed=seed, timeout=timeout, threads=torch.get_num_threads(), dtypes=tuple(dtypes),
                     started=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     reporting = threading.Lock()
+    interrupted = threading.Event()
+    runners: list[Runner] = []
 
     def run(name: str) -> tuple[list[Result], float]:
         started = time.perf_counter()
         results = []
         with Runner(name, seed=seed, timeout=timeout) as runner:
+            runners.append(runner)
             for check, config in checks:
+                if interrupted.is_set():
+                    break
                 results.append(runner.check(config, check))
                 if progress:
                     with reporting:
@@ -142,10 +147,23 @@ def run_survey(
             survey.not_installed[name] = f"not installed: {', '.join(missing)} (pip install 'lstm-ref[runtimes]')"
         else:
             installed.append(name)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait: the work is in the workers
-        for name, (results, seconds) in zip(installed, pool.map(run, installed)):
+    if jobs == 1:  # in this thread: Ctrl-C stops the check in flight at once
+        finished = map(run, installed)
+    else:  # the threads only wait: the work is in the workers
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        finished = pool.map(run, installed)
+    try:
+        for name, (results, seconds) in zip(installed, finished):
             survey.results[name] = results
             survey.seconds[name] = seconds
+    except BaseException:  # Ctrl-C: end every runtime's check in flight now, not at the end of its matrices
+        interrupted.set()
+        for runner in runners:
+            runner.kill()
+        raise
+    finally:
+        if jobs > 1:
+            pool.shutdown(cancel_futures=True)
     return survey
 
 

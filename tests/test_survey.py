@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -106,3 +111,34 @@ def test_cli_usage_errors(tmp_path, capsys):
     assert main(["survey", "--dtype", "float16"]) == 2
     assert main(["survey", "--json", str(tmp_path / "missing" / "s.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_a_survey_of_runtimes_at_once(tmp_path):
+    """SIGINT while two runtimes compile and export: the survey stops within seconds, not when
+    their matrices are done, and leaves no worker behind."""
+    from tests.test_isolation import marked_environment, marked_processes
+
+    marker, env = marked_environment()
+    survey_run = subprocess.Popen(
+        [sys.executable, "-m", "lstm_ref.cli", "survey", "--quick", "--jobs", "2", "--runtimes",
+         "torch-compile,torch-export", "--markdown", str(tmp_path / "s.md"), "--json", str(tmp_path / "s.json")],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(marked_processes(marker)) < 3 and time.monotonic() < deadline:  # both workers started
+            time.sleep(0.2)
+        time.sleep(2)  # ... and are compiling and exporting
+        survey_run.send_signal(signal.SIGINT)
+        stopped = time.monotonic()
+        survey_run.wait(60)
+        elapsed = time.monotonic() - stopped
+        errors = survey_run.stderr.read()
+        assert elapsed < 10, (elapsed, errors[-3000:])  # under 1 s here; an in-flight compilation: 20 s
+        assert survey_run.returncode != 0 and "KeyboardInterrupt" in errors
+    finally:
+        survey_run.kill()
+        survey_run.wait()
+    leftover = marked_processes(marker)
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    assert leftover == [] and not (tmp_path / "s.json").exists()
