@@ -59,6 +59,14 @@ class SurveyError(Exception):
     """A survey that cannot run as asked (an unknown runtime name)."""
 
 
+class SurveyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_survey`; ``survey`` holds what ran before it, to be written."""
+
+    def __init__(self, survey: Survey) -> None:
+        super().__init__("survey interrupted")
+        self.survey = survey
+
+
 def missing_packages(runtime: str) -> list[str]:
     """The packages ``runtime`` needs that are not installed."""
     return [name for name in RUNTIMES[runtime] if importlib.util.find_spec(name) is None]
@@ -90,6 +98,8 @@ class Survey:
     started: str = ""
     threads: int = 0  # each worker's torch intra-op threads
     dtypes: tuple[str, ...] = configs.DTYPES
+    planned: int = 0  # checks the survey set out to run; fewer ran if it was interrupted
+    interrupted: bool = False
 
     def environment(self) -> dict:
         versions = {}
@@ -111,7 +121,8 @@ def run_survey(
     :data:`RUNTIMES`); ``progress`` is called with each Result as it arrives (from one thread
     at a time); ``timeout``: seconds one configuration may take (0: no limit); ``jobs``: how
     many runtimes run at once, each in its own worker process (the survey's order and results
-    do not depend on it)."""
+    do not depend on it). Ctrl-C kills the checks in flight and raises
+    :class:`SurveyInterrupted` with the results so far."""
     names = list(RUNTIMES) if names is None else list(names)
     unknown = [name for name in names if name not in RUNTIMES]
     if unknown:
@@ -126,43 +137,45 @@ def run_survey(
     interrupted = threading.Event()
     runners: list[Runner] = []
 
-    def run(name: str) -> tuple[list[Result], float]:
+    def run(name: str) -> None:
         started = time.perf_counter()
-        results = []
         with Runner(name, seed=seed, timeout=timeout) as runner:
             runners.append(runner)
             for check, config in checks:
                 if interrupted.is_set():
                     break
-                results.append(runner.check(config, check))
+                result = runner.check(config, check)
+                if interrupted.is_set():  # killed by Ctrl-C: not a verdict
+                    break
+                survey.results[name].append(result)
+                survey.seconds[name] = time.perf_counter() - started
                 if progress:
                     with reporting:
-                        progress(results[-1])
-        return results, time.perf_counter() - started
+                        progress(result)
 
-    installed = []
     for name in names:
         missing = missing_packages(name)
         if missing:
             survey.not_installed[name] = f"not installed: {', '.join(missing)} (pip install 'lstm-ref[runtimes]')"
         else:
-            installed.append(name)
-    if jobs == 1:  # in this thread: Ctrl-C stops the check in flight at once
-        finished = map(run, installed)
-    else:  # the threads only wait: the work is in the workers
-        pool = ThreadPoolExecutor(max_workers=jobs)
-        finished = pool.map(run, installed)
+            survey.results[name], survey.seconds[name] = [], 0.0
+    survey.planned = len(survey.results) * len(checks)
+    pool = ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else None  # its threads only wait on workers
     try:
-        for name, (results, seconds) in zip(installed, finished):
-            survey.results[name] = results
-            survey.seconds[name] = seconds
-    except BaseException:  # Ctrl-C: end every runtime's check in flight now, not at the end of its matrices
+        if pool is None:  # in this thread: Ctrl-C stops the check in flight at once
+            for name in survey.results:
+                run(name)
+        else:
+            for done in [pool.submit(run, name) for name in survey.results]:
+                done.result()
+    except KeyboardInterrupt:  # end every runtime's check in flight now, not at the end of its matrices
         interrupted.set()
         for runner in runners:
             runner.kill()
-        raise
+        survey.interrupted = True
+        raise SurveyInterrupted(survey) from None
     finally:
-        if jobs > 1:
+        if pool is not None:
             pool.shutdown(cancel_futures=True)
     return survey
 
@@ -242,8 +255,11 @@ def markdown(survey: Survey) -> str:
     threads = f"{env['threads']} thread{'s' if env['threads'] != 1 else ''} per worker"
     lines = [f"Survey of {survey.started} ({'quick' if survey.quick else 'full'} matrices in "
              f"{', '.join(survey.dtypes)}, seed {survey.seed}, {threads}, {survey.timeout:g} s per configuration): "
-             f"{versions}; {env['platform']}.", "",
-             "Cells: passed/failed/unsupported · worst error as a multiple of the tolerance "
+             f"{versions}; {env['platform']}.", ""]
+    if survey.interrupted:
+        ran = sum(len(results) for results in survey.results.values())
+        lines += [f"**Interrupted**: {ran} of {survey.planned} checks ran.", ""]
+    lines += ["Cells: passed/failed/unsupported · worst error as a multiple of the tolerance "
              "(**✗**: failures).", ""]
     for check in CHECKS:
         rows = table(survey, check)
@@ -275,6 +291,8 @@ def as_json(survey: Survey) -> dict:
         "dtypes": list(survey.dtypes),
         "seed": survey.seed,
         "timeout": survey.timeout,
+        "planned": survey.planned,
+        "interrupted": survey.interrupted,
         "environment": survey.environment(),
         "seconds": survey.seconds,
         "not_installed": survey.not_installed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -11,6 +12,9 @@ from lstm_ref import configs, survey
 from lstm_ref.cli.check import Progress, choices, positive_int, seconds
 from lstm_ref.cli.common import EXIT_OK, UsageError
 from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED
+
+#: The exit code of a survey stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -21,7 +25,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                     "check over the gradient matrix for each installed runtime of lstm_ref.runtimes, on the "
                     "CPU, and write one table (axis value x runtime: passed/failed/unsupported and the worst "
                     "error over the tolerance) as Markdown and JSON with the versions of torch, onnx, "
-                    "onnxruntime and Python. Exit 0 when it ran (failures are its findings), 2 usage error.")
+                    "onnxruntime and Python. Exit 0 when it ran (failures are its findings), 2 usage error, "
+                    "130 when Ctrl-C stopped it (what ran is written).")
     parser.add_argument("--runtimes", default="all", metavar="NAMES",
                         help=f"comma list from {', '.join(survey.RUNTIMES)}, or all (default)")
     parser.add_argument("--quick", action="store_true", help="the quick matrices (every axis value at least once)")
@@ -54,6 +59,10 @@ def run_survey(args: argparse.Namespace) -> int:
         result = survey.run_survey(names, quick=args.quick, seed=args.seed, dtypes=dtypes, timeout=args.timeout,
                                    jobs=args.jobs,
                                    progress=lambda r: progress.step(r.status == FAILED))
+    except survey.SurveyInterrupted as interruption:  # hours of results are worth keeping
+        survey.write(interruption.survey, args.markdown, args.json)
+        print(f"\ninterrupted: what ran is written to {args.markdown} and {args.json}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         torch.set_num_threads(threads)
     survey.write(result, args.markdown, args.json)
