@@ -133,7 +133,7 @@ def test_a_killed_run_leaves_no_hung_worker_behind(tmp_path: Path) -> None:
     worker must not outlive it (a timed-out CI job would leave it spinning for ever)."""
     marker, env = marked_environment()
     spinning = tmp_path / "spinning"
-    env["LSTM_REF_TEST_SPINNING"] = str(spinning)
+    env.update(LSTM_REF_TEST_SPINNING=str(spinning), TMPDIR=str(tmp_path))  # the worker's fault file, kept here
     script = ("from lstm_ref.runner import Runner; from lstm_ref.configs import Config\n"
               "with Runner('bad_candidates:spins', timeout=0) as runner:\n"
               "    print('checking', flush=True)\n"
