@@ -21,6 +21,13 @@ parameter no gradient reaches fails (a detached bias); when no parameter at
 all is reached (the candidate copied the weights into storage of its own) the
 parameter gradients cannot be compared and the configuration is *unsupported*,
 never passed. So is a candidate whose outputs carry no autograd history.
+
+A second call is a training step: the same data, h0 and c0 *not* requiring
+grad, the parameters requiring it, as in ``loss(lstm(batch)).backward()``.
+Its output, h_n and c_n and its parameter gradients are compared too
+(reported as ``training.output``, ``training.grad.weight_ih_l0``, ...): a
+kernel may take another path when only the weights need gradients, and the
+forward check, run under ``no_grad``, never takes it.
 """
 
 from __future__ import annotations
@@ -152,6 +159,36 @@ def _tagged(result: Result) -> Result:
     return result
 
 
+def _training_step(candidate: object, inputs: Inputs, expected: tuple, weights: tuple[Tensor, ...],
+                   expected_grads: dict[str, Tensor], parameters: list[tuple[str, Tensor]], tolerance,
+                   config: Config) -> list[TensorReport]:
+    """Call the candidate on fresh copies of the data that do not require grad, with grad
+    enabled; reports on its output, h_n, c_n and on the gradients reaching ``parameters``
+    (torch's are the same as with every leaf requiring grad)."""
+    data = inputs.laid_out()
+    with torch.enable_grad(), cuda_no_tf32(config):
+        result = candidate(data.input, data.hx)
+        tensors, problems = _unpack(result, expected)
+        if problems:
+            return [replace(problem, name=f"training.{problem.name}") for problem in problems]
+        loss = weighted_loss(tensors, weights)
+        grads = (_gradients(loss, parameters) if loss.requires_grad and parameters
+                 else dict.fromkeys(name for name, _ in parameters))  # no history: none reached
+    expected_output = expected[0].data if isinstance(expected[0], PackedSequence) else expected[0]
+    timing = ({"batch_sizes": data.input.batch_sizes} if isinstance(data.input, PackedSequence)
+              else {"time_dim": config.time_dim})
+    reports = inputs.modified_in(data)
+    for name, actual, want in zip(("output", "h_n", "c_n"), tensors, (expected_output, *expected[1]), strict=True):
+        reports.append(compare_tensor(f"training.{name}", actual.detach(), want, tolerance,
+                                      **(timing if name == "output" else {})))
+    for name, grad in grads.items():
+        if grad is not None:
+            reports.append(compare_tensor(f"training.grad.{name}", grad, expected_grads[name], tolerance))
+        elif expected_grads[name].any():
+            reports.append(TensorReport(f"training.grad.{name}", False, "no gradient reached this parameter"))
+    return reports
+
+
 def check_gradients(config: Config, factory: Factory | str | None = None, seed: int = 0) -> Result:
     """Compare the candidate's gradients with torch.nn.LSTM's on ``config``.
 
@@ -211,6 +248,13 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
                               f"handed to the factory or of the candidate module; {MAKE_PARAMETERS_COMPARABLE}")
         actual_grads = {name: grad for name, grad in actual_grads.items() if name not in parameter_names}
         parameter_names = []
+    try:
+        training = _training_step(candidate, inputs, expected, weights, expected_grads,
+                                  [(n, p) for n, p in parameters if n in parameter_names and n not in frozen],
+                                  tolerance, config)
+    except Exception as error:
+        return finish(FAILED, reports, f"candidate raised {type(error).__name__} in a training step (data, h0 "
+                                       f"and c0 without grad): {error}")
     for name, actual in actual_grads.items():
         if actual is None:
             actual = torch.zeros_like(expected_grads[name])
@@ -227,6 +271,7 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
             timing = {}
         reports.append(compare_tensor(f"grad.{name}", actual, expected_grads[name], tolerance, **timing))
     reports += [TensorReport(f"grad.{name}", False, "parameter has requires_grad=False") for name in sorted(frozen)]
+    reports += training
     if not all(r.passed for r in reports):
         return finish(FAILED, reports, message)
     return finish(UNSUPPORTED if not parameter_names else PASSED, reports, message)

@@ -10,6 +10,9 @@ it from a correct implementation:
     gradient_through_c_only the recurrent h is detached in every step: gradients flow through c alone
     weight_hh_grad_doubled  a plain callable over the given module whose weight_hh gradients are twice torch's
     biases_detached         a plain callable over the given module that detaches the biases
+    data_without_grad_detaches_weights
+                            ... that detaches every parameter when the data does not require grad,
+                            as in a training step (right whenever the input requires grad)
     weights_copied          a plain callable over its own copy of the weights (parameter gradients
                             cannot be compared: unsupported, never passed)
 
@@ -164,6 +167,14 @@ def biases_detached(module: nn.LSTM) -> Callable:
     return _over_parameters(module, lambda name, p: p.detach() if name.startswith("bias") else p)
 
 
+def data_without_grad_detaches_weights(module: nn.LSTM) -> Callable:
+    def call(input, hx=None):
+        data = input.data if isinstance(input, nn.utils.rnn.PackedSequence) else input
+        detach = not data.requires_grad
+        return _over_parameters(module, lambda name, p: p.detach() if detach else p)(input, hx)
+    return call
+
+
 def weights_copied(module: nn.LSTM) -> Callable:
     """Right values and input gradients; the weights live in a copy no gradient check can see."""
     ref = lstm_ref.LSTM.from_torch(module)
@@ -177,4 +188,5 @@ MUTANTS = {
     "gradient_through_c_only": gradient_through_c_only,
     "weight_hh_grad_doubled": weight_hh_grad_doubled,
     "biases_detached": biases_detached,
+    "data_without_grad_detaches_weights": data_without_grad_detaches_weights,
 }

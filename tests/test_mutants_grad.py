@@ -46,13 +46,18 @@ def test_mutant_gradients_fail(name, record_property):
     record_property("smallest_failing_config", failing.config.id)
     failed = {t.name for t in failing.tensors if not t.passed}
     print(f"{name}: smallest failing configuration {failing.config.id}; failing {sorted(failed)}")
+    in_training_step = {n.removeprefix("training.") for n in failed if n.startswith("training.")}
+    in_first_call = {n for n in failed if not n.startswith("training.")}
     if name == "h0_detached":  # the report points at the one gradient that is cut
         assert failed == {"grad.h0"}, failing.describe()
     elif name == "weight_hh_grad_doubled":  # a plain callable: judged on the module handed to it
-        assert failed == {"grad.weight_hh_l0"}, failing.describe()
+        assert in_first_call == in_training_step == {"grad.weight_hh_l0"}, failing.describe()
     elif name == "biases_detached":
-        assert failed == {"grad.bias_ih_l0", "grad.bias_hh_l0"}, failing.describe()
+        assert in_first_call == in_training_step == {"grad.bias_ih_l0", "grad.bias_hh_l0"}, failing.describe()
         assert "no gradient reached this parameter" in failing.describe()
+    elif name == "data_without_grad_detaches_weights":  # right whenever the input requires grad
+        assert in_first_call == set() and in_training_step == {
+            f"grad.{n}" for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")}, failing.describe()
     else:
         assert {"grad.input", "grad.h0"} & failed, failing.describe()
 
@@ -84,7 +89,8 @@ def test_parameter_gradients_out_of_reach_are_unsupported_not_passed(config):
     assert result.status == UNSUPPORTED, result.describe()
     assert result.message.startswith(PARAMETERS_UNREACHED)
     assert "nn.Module whose parameters have torch's names" in result.message
-    assert {t.name for t in result.tensors} == {"grad.input", "grad.h0", "grad.c0"}
+    assert {t.name for t in result.tensors} == {"grad.input", "grad.h0", "grad.c0",
+                                                "training.output", "training.h_n", "training.c_n"}
     assert all(t.passed for t in result.tensors)
 
 
