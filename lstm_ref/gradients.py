@@ -159,6 +159,14 @@ def _tagged(result: Result) -> Result:
     return result
 
 
+def _time_axis(inputs: Inputs, config: Config) -> dict:
+    """How :func:`compare_tensor` finds the time steps of a tensor shaped like the input (its
+    gradient, the output): a packed input's batch_sizes, else the configuration's time dimension."""
+    if isinstance(inputs.input, PackedSequence):
+        return {"batch_sizes": inputs.input.batch_sizes}
+    return {"time_dim": config.time_dim}
+
+
 def _training_step(candidate: object, inputs: Inputs, expected: tuple, weights: tuple[Tensor, ...],
                    expected_grads: dict[str, Tensor], parameters: list[tuple[str, Tensor]], tolerance,
                    config: Config) -> list[TensorReport]:
@@ -175,12 +183,10 @@ def _training_step(candidate: object, inputs: Inputs, expected: tuple, weights: 
         grads = (_gradients(loss, parameters) if loss.requires_grad and parameters
                  else dict.fromkeys(name for name, _ in parameters))  # no history: none reached
     expected_output = expected[0].data if isinstance(expected[0], PackedSequence) else expected[0]
-    timing = ({"batch_sizes": data.input.batch_sizes} if isinstance(data.input, PackedSequence)
-              else {"time_dim": config.time_dim})
     reports = inputs.modified_in(data)
     for name, actual, want in zip(("output", "h_n", "c_n"), tensors, (expected_output, *expected[1]), strict=True):
         reports.append(compare_tensor(f"training.{name}", actual.detach(), want, tolerance,
-                                      **(timing if name == "output" else {})))
+                                      **(_time_axis(inputs, config) if name == "output" else {})))
     for name, grad in grads.items():
         if grad is not None:
             reports.append(compare_tensor(f"training.grad.{name}", grad, expected_grads[name], tolerance))
@@ -262,13 +268,7 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
                 reports.append(TensorReport(f"grad.{name}", False, "no gradient reached this parameter "
                                             "(detached, or not used in the computation)"))
                 continue
-        if name == "input":
-            if isinstance(inputs.input, PackedSequence):
-                timing: dict = {"batch_sizes": inputs.input.batch_sizes}
-            else:
-                timing = {"time_dim": config.time_dim}
-        else:
-            timing = {}
+        timing = _time_axis(inputs, config) if name == "input" else {}
         reports.append(compare_tensor(f"grad.{name}", actual, expected_grads[name], tolerance, **timing))
     reports += [TensorReport(f"grad.{name}", False, "parameter has requires_grad=False") for name in sorted(frozen)]
     reports += training

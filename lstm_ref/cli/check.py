@@ -16,7 +16,7 @@ import torch
 
 from lstm_ref import configs
 from lstm_ref.candidates import DEFAULT_IMPL, load_factory
-from lstm_ref.cli.common import EXIT_FAILED, EXIT_OK, UsageError
+from lstm_ref.cli.common import EXIT_FAILED, EXIT_OK, UsageError, torch_threads
 from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, XPASSED
 from lstm_ref.expectations import expected_to_fail, matching, read_patterns
 from lstm_ref.gradients import MAKE_PARAMETERS_COMPARABLE, PARAMETERS_UNREACHED
@@ -81,18 +81,13 @@ def run_check(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     results = []
     memory_limit = int(args.memory_limit * 2**30) if args.memory_limit else None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)  # for this process and, passed on, the worker
-    try:
-        with Runner(args.impl, seed=args.seed, timeout=args.timeout, isolate=not args.no_isolate,
-                    memory_limit=memory_limit) as runner:
-            for check, config in [("forward", c) for c in matrix] + [("gradients", c) for c in grad_matrix]:
-                result = runner.check(config, check)
-                pattern = matching(config.id, known_failures)
-                results.append(expected_to_fail(result, pattern) if pattern else result)
-                progress.step(results[-1].status in (FAILED, XPASSED))
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(args.threads), Runner(args.impl, seed=args.seed, timeout=args.timeout,
+                                             isolate=not args.no_isolate, memory_limit=memory_limit) as runner:
+        for check, config in [("forward", c) for c in matrix] + [("gradients", c) for c in grad_matrix]:
+            result = runner.check(config, check)
+            pattern = matching(config.id, known_failures)
+            results.append(expected_to_fail(result, pattern) if pattern else result)
+            progress.step(results[-1].status in (FAILED, XPASSED))
     seconds = time.perf_counter() - started
     print(axis_table([r for r in results if r.check == "forward"]))
     if args.grad:

@@ -6,11 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from lstm_ref import configs, survey
 from lstm_ref.cli.check import Progress, choices, positive_int, seconds
-from lstm_ref.cli.common import EXIT_OK, UsageError
+from lstm_ref.cli.common import EXIT_OK, UsageError, torch_threads
 from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED
 
 #: The exit code of a survey stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
@@ -53,18 +51,14 @@ def run_survey(args: argparse.Namespace) -> int:
         if not Path(path).absolute().parent.is_dir():  # say so before a long run
             raise UsageError(f"directory {Path(path).absolute().parent} does not exist")
     progress = Progress(survey.total_checks(names, args.quick, dtypes=dtypes))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)  # passed on to the workers
     try:
-        result = survey.run_survey(names, quick=args.quick, seed=args.seed, dtypes=dtypes, timeout=args.timeout,
-                                   jobs=args.jobs,
-                                   progress=lambda r: progress.step(r.status == FAILED))
+        with torch_threads(args.threads):
+            result = survey.run_survey(names, quick=args.quick, seed=args.seed, dtypes=dtypes, timeout=args.timeout,
+                                       jobs=args.jobs, progress=lambda r: progress.step(r.status == FAILED))
     except survey.SurveyInterrupted as interruption:  # hours of results are worth keeping
         survey.write(interruption.survey, args.markdown, args.json)
         print(f"\ninterrupted: what ran is written to {args.markdown} and {args.json}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
-        torch.set_num_threads(threads)
     survey.write(result, args.markdown, args.json)
     print(survey.markdown(result))
     print(f"written to {args.markdown} and {args.json}")
