@@ -212,24 +212,92 @@ def test_keras_round_trips_are_exact(case):
 
 # ----------------------------------------------------------------------------- concatenated kernels
 
-@pytest.mark.parametrize("layout", sorted(layouts.RUNTIME_FORGET_BIAS))
-def test_concat_kernel_with_runtime_forget_bias_matches_torch_cell(layout):
-    """The layout's equations, gates = [x, h] kernel + bias + forget_bias on f, against nn.LSTMCell."""
+def haiku_lstm_cell(kernel: np.ndarray, bias: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> tuple:
+    """Haiku's ``hk.LSTM.__call__``, from its documentation and source (haiku/_src/recurrent.py):
+    gated = Linear(4H)(concat([x, h])), i.e. [x, h] @ w + b with w (I+H, 4H);
+    i, g, f, o = split(gated, 4); f = sigmoid(f + 1) (the +1 is hard-coded);
+    c = f c + sigmoid(i) tanh(g); h = sigmoid(o) tanh(c)."""
+    gated = np.concatenate([x, h], axis=-1) @ kernel + bias
+    i, g, f, o = np.split(gated, 4, axis=-1)
+    c = sigmoid(f + 1) * c + sigmoid(i) * np.tanh(g)
+    return sigmoid(o) * np.tanh(c), c
+
+
+def tf_lstm_block_cell(kernel: np.ndarray, bias: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray,
+                       forget_bias: float = 1.0) -> tuple:
+    """TF's ``LSTMBlockCell`` (kernel lstm_ops.h, gate layout ICFO; ``BasicLSTMCell`` in
+    rnn_cell_impl.py computes the same with i, j, f, o): xh = [x, h]; i, ci, f, o =
+    split(xh @ w + b, 4) with w (I+H, 4H); f = f + forget_bias (argument, default 1.0);
+    cs = sigmoid(i) tanh(ci) + sigmoid(f) c; h = sigmoid(o) tanh(cs)."""
+    gates = np.concatenate([x, h], axis=-1) @ kernel + bias
+    i, ci, f, o = np.split(gates, 4, axis=-1)
+    cs = sigmoid(i) * np.tanh(ci) + sigmoid(f + forget_bias) * c
+    return sigmoid(o) * np.tanh(cs), cs
+
+
+#: Each concatenated-kernel layout's cell, written from that framework's documentation above (its
+#: gate order and forget-gate constant spelled out there, not read from lstm_ref.layouts).
+CONCAT_KERNEL_CELLS = {"haiku": haiku_lstm_cell, "tf_lstm_block_cell": tf_lstm_block_cell}
+
+
+def check_concat_kernel_layout(layout: str) -> None:
+    """Both directions of ``layout``'s conversion against the framework's own cell equations.
+
+    Export: an nn.LSTMCell converted to ``layout`` and run by the framework's equations gives
+    torch's (h, c). Import: a random kernel and bias in ``layout``, converted to torch, give
+    the framework's (h, c) when nn.LSTMCell runs them. AssertionError when either differs.
+    """
+    framework_cell = CONCAT_KERNEL_CELLS[layout]
     torch.manual_seed(0)
     cell = nn.LSTMCell(IN, H, dtype=torch.float64)
     x, h0, c0 = (torch.randn(N, n, dtype=torch.float64) for n in (IN, H, H))
     with torch.no_grad():
-        h_expected, c_expected = cell(x, (h0, c0))
-    converted = layouts.torch_cell_to_concat_kernel(cell.state_dict(), layout)
-    z = np.concatenate([x.numpy(), h0.numpy()], axis=1) @ converted["kernel"] + converted["bias"]
-    gates = dict(zip(layouts.GATE_ORDERS[layout], np.split(z, 4, axis=1), strict=True))
-    gates["f"] = gates["f"] + layouts.RUNTIME_FORGET_BIAS[layout]
-    c = sigmoid(gates["f"]) * c0.numpy() + sigmoid(gates["i"]) * np.tanh(gates["g"])
-    h = sigmoid(gates["o"]) * np.tanh(c)
-    assert_close(torch.from_numpy(h), h_expected, steps=1, name="h")
-    assert_close(torch.from_numpy(c), c_expected, steps=1, name="c")
-    back = layouts.concat_kernel_to_torch_cell(converted["kernel"], converted["bias"], IN, layout)
-    assert torch.equal(back["weight_ih"], cell.weight_ih) and torch.equal(back["weight_hh"], cell.weight_hh)
-    # folding adds and removes forget_bias: exact up to one rounding of b_f + forget_bias
-    torch.testing.assert_close(back["bias_ih"] + back["bias_hh"], (cell.bias_ih + cell.bias_hh).detach(),
-                               rtol=0, atol=4e-16)
+        h_torch, c_torch = cell(x, (h0, c0))
+    exported = layouts.torch_cell_to_concat_kernel(cell.state_dict(), layout)
+    h, c = framework_cell(exported["kernel"], exported["bias"], x.numpy(), h0.numpy(), c0.numpy())
+    assert_close(torch.from_numpy(h), h_torch, steps=1, name=f"h of the exported {layout} cell")
+    assert_close(torch.from_numpy(c), c_torch, steps=1, name=f"c of the exported {layout} cell")
+
+    rng = np.random.default_rng(1)
+    kernel, bias = rng.uniform(-0.5, 0.5, (IN + H, 4 * H)), rng.uniform(-0.5, 0.5, 4 * H)
+    h_framework, c_framework = framework_cell(kernel, bias, x.numpy(), h0.numpy(), c0.numpy())
+    imported = nn.LSTMCell(IN, H, dtype=torch.float64)
+    imported.load_state_dict(layouts.concat_kernel_to_torch_cell(kernel, bias, IN, layout))
+    with torch.no_grad():
+        h_imported, c_imported = imported(x, (h0, c0))
+    assert_close(h_imported, torch.from_numpy(h_framework), steps=1, name=f"h of the imported {layout} cell")
+    assert_close(c_imported, torch.from_numpy(c_framework), steps=1, name=f"c of the imported {layout} cell")
+
+
+@pytest.mark.parametrize("layout", sorted(CONCAT_KERNEL_CELLS))
+def test_concat_kernel_layout_runs_like_the_frameworks_cell(layout):
+    check_concat_kernel_layout(layout)
+
+
+def test_every_runtime_forget_bias_layout_has_its_frameworks_cell():
+    assert sorted(layouts.RUNTIME_FORGET_BIAS) == sorted(CONCAT_KERNEL_CELLS)
+
+
+@pytest.mark.parametrize("layout", sorted(CONCAT_KERNEL_CELLS))
+@pytest.mark.parametrize("broken", ["forget_bias_0", "torch_gate_order", "onnx_gate_order"])
+def test_a_broken_layout_table_fails_the_concat_kernel_check(layout, broken, monkeypatch):
+    """Control: the check fails when the converter forgets the run-time +1 (the classic "forgot
+    Haiku's forget bias" bug) or stacks the gates in another framework's order."""
+    if broken == "forget_bias_0":
+        monkeypatch.setitem(layouts.RUNTIME_FORGET_BIAS, layout, 0.0)
+    else:
+        monkeypatch.setitem(layouts.GATE_ORDERS, layout, layouts.GATE_ORDERS[broken.split("_")[0]])
+    with pytest.raises(AssertionError, match="out of tolerance"):
+        check_concat_kernel_layout(layout)
+
+
+def test_concat_kernel_round_trip_folds_the_forget_bias_exactly():
+    """torch -> layout -> torch: the weights exactly, the bias up to one rounding of b_f + 1."""
+    torch.manual_seed(0)
+    cell = nn.LSTMCell(IN, H, dtype=torch.float64)
+    for layout in CONCAT_KERNEL_CELLS:
+        converted = layouts.torch_cell_to_concat_kernel(cell.state_dict(), layout)
+        back = layouts.concat_kernel_to_torch_cell(converted["kernel"], converted["bias"], IN, layout)
+        assert torch.equal(back["weight_ih"], cell.weight_ih) and torch.equal(back["weight_hh"], cell.weight_hh)
+        torch.testing.assert_close(back["bias_ih"] + back["bias_hh"], (cell.bias_ih + cell.bias_hh).detach(),
+                                   rtol=0, atol=4e-16)
