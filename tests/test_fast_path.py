@@ -27,8 +27,14 @@ def test_fast_path_passes_the_default_matrix(dtype, num_layers):
         r.describe() for r in failed[:5])
 
 
-def test_the_matrix_is_covered_by_the_chunks():
-    assert sum(1 for c in MATRIX if (c.dtype, c.num_layers) in CHUNKS) == len(MATRIX) > 1000
+def test_the_chunks_reach_every_cpu_axis_value_torch_path_and_special_case():
+    """The chunks run all of MATRIX; MATRIX must hold every value of every axis but the device,
+    both CPU torch paths and every special case, so none of them goes untested on the fast path."""
+    for axis, values in configs.AXES.items():
+        if axis != "device":
+            assert {getattr(c, axis) for c in MATRIX} == set(values), axis
+    assert {c.torch_path for c in MATRIX} == set(configs.TORCH_PATHS["cpu"])
+    assert {c.tag for c in MATRIX if c.tag} == {c.tag for c in configs.special_cases()}
 
 
 def test_reorder_gates_moves_the_output_gate_before_the_cell_gate():

@@ -1,10 +1,15 @@
-"""``torch.autograd.gradcheck`` and ``gradgradcheck`` on lstm_ref in float64.
+"""Self-consistency, not conformance: lstm_ref's analytic gradients against its own finite differences.
 
-The analytic gradients (autograd through lstm_ref's ops) against finite
-differences, and the same for second derivatives, with respect to the input
-(the packed data of a PackedSequence), h0, c0 and every parameter. Sizes are
-tiny (T=3, N=2, input 3, hidden 4) so the finite differences stay cheap; fast mode
-(random projections of the Jacobian) keeps the larger stacks quick.
+``torch.autograd.gradcheck`` and ``gradgradcheck`` in float64 compare the
+gradients autograd computes through lstm_ref's ops with finite differences of
+*lstm_ref's own forward pass*, and the same for second derivatives, with respect
+to the input (the packed data of a PackedSequence), h0, c0 and every parameter.
+They show that lstm_ref's backward is the derivative of its forward; they say
+nothing about whether that forward is torch's: an LSTM with two gates swapped
+passes every test here. Conformance of gradients to torch.nn.LSTM is
+``lstm_ref.gradients`` (tests/test_mutants_grad.py, the plugin's gradient matrix).
+Sizes are tiny (T=3, N=2, input 3, hidden 4) so the finite differences stay
+cheap; fast mode (random projections of the Jacobian) keeps the larger stacks quick.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ def lstm_function(case: tuple):
 
 
 @pytest.mark.parametrize("case", CASES, ids=map(case_id, CASES))
-def test_lstm_gradcheck(case):
+def test_lstm_ref_gradients_match_its_own_finite_differences(case):
     run, args = lstm_function(case)
     assert torch.autograd.gradcheck(run, args, fast_mode=True)
 
@@ -80,12 +85,12 @@ SECOND_ORDER = [CASES[0], CASES[3], CASES[5]]
 
 
 @pytest.mark.parametrize("case", SECOND_ORDER, ids=map(case_id, SECOND_ORDER))
-def test_lstm_gradgradcheck(case):
+def test_lstm_ref_second_derivatives_match_its_own_finite_differences(case):
     run, args = lstm_function(case)
     assert torch.autograd.gradgradcheck(run, args, fast_mode=True)
 
 
-def test_lstm_gradcheck_full_jacobian_single_layer():
+def test_lstm_ref_full_jacobian_matches_its_own_finite_differences():
     """The full (not fast-mode) Jacobian once, on the smallest stack."""
     run, args = lstm_function(CASES[0])
     assert torch.autograd.gradcheck(run, args)
@@ -93,7 +98,7 @@ def test_lstm_gradcheck_full_jacobian_single_layer():
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
-def test_cell_gradcheck_and_gradgradcheck(bias, batched):
+def test_lstm_ref_cell_derivatives_match_its_own_finite_differences(bias, batched):
     generator = torch.Generator().manual_seed(7)
     cell = lstm_ref.LSTMCell(IN, H, bias=bias, dtype=torch.float64)
     names = [name for name, _ in cell.named_parameters()]
@@ -110,7 +115,7 @@ def test_cell_gradcheck_and_gradgradcheck(bias, batched):
     assert torch.autograd.gradgradcheck(step, args, fast_mode=True)
 
 
-def test_gradcheck_catches_a_wrong_backward():
+def test_self_consistency_catches_a_backward_that_is_not_the_forwards_derivative():
     """The check itself can fail: a forward-exact LSTM whose forget-gate derivative has the wrong sign."""
     from tests.mutants_grad import ForgetGateSignLSTM
 
