@@ -134,6 +134,9 @@ class FastLSTM:
     """A callable with ``nn.LSTM.forward``'s signature, computing with the fast path."""
 
     def __init__(self, module: nn.LSTM) -> None:
+        if isinstance(module, nn.RNNBase) and not isinstance(module, nn.LSTM):
+            raise NotImplementedError(f"lstm_ref.fast computes torch.nn.LSTM only, "
+                                      f"got a torch.nn.{type(module).__name__}")
         if not isinstance(module, nn.LSTM):
             raise TypeError(f"from_torch expects a torch.nn.LSTM, got {type(module).__name__}")
         self.module = module

@@ -67,7 +67,9 @@ def test_from_torch_copies_config_dtype_and_training_flag(dtype):
 
 
 def test_from_torch_rejects_other_modules():
-    with pytest.raises(TypeError, match="expects a torch.nn.LSTM, got GRU"):
+    with pytest.raises(TypeError, match="expects a torch.nn.LSTM, got Linear"):
+        lstm_ref.LSTM.from_torch(nn.Linear(3, 4))
+    with pytest.raises(NotImplementedError, match="copies a torch.nn.LSTM only, got a torch.nn.GRU"):
         lstm_ref.LSTM.from_torch(nn.GRU(3, 4))
     with pytest.raises(TypeError, match="expects a torch.nn.LSTMCell, got LSTM"):
         lstm_ref.LSTMCell.from_torch(nn.LSTM(3, 4))

@@ -123,6 +123,8 @@ def test_from_torch_copies_the_lstm_part_and_rejects_other_modules():
     for name, parameter in torch_lstm.named_parameters():
         assert torch.equal(getattr(mog, name), parameter), name
     with pytest.raises(TypeError, match="torch.nn.LSTM"):
+        MogrifierLSTM.from_torch(nn.Linear(4, 6))
+    with pytest.raises(NotImplementedError, match="torch.nn.LSTM only, got a torch.nn.GRU"):
         MogrifierLSTM.from_torch(nn.GRU(4, 6))
 
 
