@@ -92,3 +92,21 @@ def load_factory(spec: str | None) -> tuple[str, Factory]:
     if not callable(obj):
         raise CandidateError(f"{spec!r} is a {type(obj).__name__}, not a callable factory")
     return spec, obj
+
+
+def importable_name(factory: Factory | str | None) -> str | None:
+    """The ``MODULE:ATTR`` that a fresh interpreter imports ``factory`` back by: a spec or built-in
+    name as given (None: the default), an object's ``__module__:__qualname__`` when that resolves
+    to it; None for a factory that has no such name (a lambda, a closure, a function defined in
+    ``__main__`` or made at run time)."""
+    if factory is None or isinstance(factory, str):
+        return factory or DEFAULT_IMPL
+    module, qualname = getattr(factory, "__module__", None), getattr(factory, "__qualname__", None)
+    if not module or not qualname or module == "__main__" or "<" in qualname:
+        return None
+    spec = f"{module}:{qualname}"
+    try:
+        found = load_factory(spec)[1]
+    except CandidateError:
+        return None
+    return spec if found == factory else None

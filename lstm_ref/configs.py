@@ -156,12 +156,16 @@ class Config:
     def as_dict(self) -> dict:
         return {"id": self.id, **asdict(self)}
 
-    def reproducer(self, function: str | None = None) -> str:
-        """A one-line call of ``function`` (default: the forward check) that re-runs this configuration."""
+    def reproducer(self, function: str | None = None, impl: str | None = None, seed: int = 0) -> str:
+        """A one-line call of ``function`` (default: the forward check) that re-runs this
+        configuration against the candidate ``impl`` (``MODULE:ATTR`` or a built-in name; None:
+        lstm_ref) with base ``seed``; the Config names only the fields that differ from the default."""
         changed = {f.name: getattr(self, f.name) for f in fields(self)
                    if getattr(self, f.name) != f.default}
         args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
-        return f"{function or 'lstm_ref.conformance.check_forward'}(lstm_ref.configs.Config({args}))"
+        arguments = [f"lstm_ref.configs.Config({args})", *([repr(impl)] if impl else []),
+                     *([f"seed={seed}"] if seed else [])]
+        return f"{function or 'lstm_ref.conformance.check_forward'}({', '.join(arguments)})"
 
 
 def parameter_suffix(layer: int, direction: int) -> str:

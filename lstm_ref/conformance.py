@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import shlex
 import threading
 import time
 import zlib
@@ -28,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pack_sequence
 
-from lstm_ref.candidates import Factory, load_factory
+from lstm_ref.candidates import Factory, importable_name, load_factory
 from lstm_ref.compare import TensorReport, compare_lstm_outputs
 from lstm_ref.configs import Config
 from lstm_ref.tolerances import tolerance_for
@@ -40,6 +42,9 @@ XFAILED, XPASSED = "xfailed", "xpassed"
 #: Seconds a candidate may take on one configuration (factory and forward call) before the
 #: configuration fails as timed out; the CLI's --timeout and the plugin's --lstm-timeout.
 DEFAULT_TIMEOUT = 300.0
+
+#: How many failed tensors a failed configuration's headline names before "and N more".
+HEADLINE_TENSORS = 4
 
 #: torch's notices about its own dispatch, not about the candidate: kept out of reports.
 QUIET_WARNINGS = ("TF32 acceleration on top of oneDNN", "LSTM with projections is not supported with oneDNN")
@@ -152,22 +157,34 @@ class Result:
     seconds: float = 0.0
     check: str = "forward"            # which check produced it: forward | gradients
     details: str = ""                 # a crashed or timed-out worker's faulthandler traceback
-    reproduce: str = ""               # a shell command rerunning just this configuration in-process
+    reproduce: str = ""               # a failure's shell command rerunning just this configuration
 
     @property
     def worst_ratio(self) -> float:
         """The worst error over all tensors as a multiple of its tolerance (>1 fails)."""
         return max((t.tolerance_ratio for t in self.tensors), default=0.0)
 
+    @property
+    def headline(self) -> str:
+        """Why the configuration has its status, in one line: for a failure, the tensors that
+        failed first (in report order), then the message (an exception, a crash, a note)."""
+        failed = [t for t in self.tensors if not t.passed]
+        if self.status != FAILED or not failed:
+            return self.message
+        names = ", ".join(t.name for t in failed[:HEADLINE_TENSORS])
+        if len(failed) > HEADLINE_TENSORS:
+            names += f" and {len(failed) - HEADLINE_TENSORS} more"
+        verdict = f"{names} {'wrong' if any(t.problem for t in failed) else 'out of tolerance'}"
+        return f"{verdict}; {self.message}" if self.message else verdict
+
     def describe(self) -> str:
-        lines = [f"{self.config.id}: {self.status}" + (f": {self.message}" if self.message else "")]
+        """The headline, a line per failed tensor, a crashed worker's stack, and the reproducer."""
+        headline = self.headline
+        lines = [f"{self.config.id}: {self.status}" + (f": {headline}" if headline else "")]
         lines += [f"  {t.describe()}" for t in self.tensors if not t.passed]
         lines += [f"  | {line}" for line in self.details.splitlines()]
         if self.reproduce:
-            lines.append(f"  reproduce in-process: {self.reproduce}")
-        elif self.status == FAILED:
-            function = "lstm_ref.gradients.check_gradients" if self.check == "gradients" else None
-            lines.append(f"  reproduce: {self.config.reproducer(function)}")
+            lines.append(f"  reproduce: {self.reproduce}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -176,6 +193,38 @@ class Result:
             "message": self.message, "details": self.details, "reproduce": self.reproduce,
             "seconds": self.seconds, "tensors": [t.as_dict() for t in self.tensors],
         }
+
+
+def reproducer_command(config: Config, check: Callable[..., Result] | str, factory: Factory | str | None,
+                       seed: int = 0) -> str:
+    """A shell command that reruns ``check`` (a check function, or its dotted name) on ``config``
+    against the candidate ``factory`` with base ``seed`` in one process, with faulthandler on,
+    and prints the verdict: the same one, run from the directory the check ran in (a
+    ``MODULE:ATTR`` is imported from there). Under ``gdb --args`` or ``python -m pdb`` it shows
+    where a crash or a hang happens. A factory a fresh interpreter cannot import by name gets a
+    shell comment saying so instead."""
+    function = check if isinstance(check, str) else f"{check.__module__}.{check.__name__}"
+    spec = importable_name(factory)
+    if spec is None:
+        return (f"# none: a fresh interpreter cannot import the factory {factory!r} by name; "
+                "give the check its MODULE:ATTR name for a reproducer")
+    code = (f"import lstm_ref.configs, {function.rpartition('.')[0]}; "
+            f"print({config.reproducer(function, spec, seed)}.describe())")
+    quoted = f'"{code}"' if not set(code) & set('"$`\\!') else shlex.quote(code)
+    return f"python -X faulthandler -c {quoted}"
+
+
+def reproducible(check: Callable[..., Result]) -> Callable[..., Result]:
+    """``check`` (called as ``check(config, factory, seed, ...)``) with a reproducer on every
+    failed result: :func:`reproducer_command` of the configuration, candidate and seed."""
+
+    @functools.wraps(check)
+    def checked(config: Config, factory: Factory | str | None = None, seed: int = 0, *args, **kwargs) -> Result:
+        result = check(config, factory, seed, *args, **kwargs)
+        if result.status == FAILED and not result.reproduce:
+            result.reproduce = reproducer_command(config, checked, factory, seed)
+        return result
+    return checked
 
 
 def seed_for(config: Config, seed: int = 0) -> int:
@@ -353,6 +402,7 @@ def call_with_timeout(function: Callable[[], object], timeout: float | None) -> 
     return outcome["value"]
 
 
+@reproducible
 def check_forward(
     config: Config, factory: Factory | str | None = None, seed: int = 0, timeout: float | None = None
 ) -> Result:

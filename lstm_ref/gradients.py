@@ -54,6 +54,7 @@ from lstm_ref.conformance import (
     cuda_no_tf32,
     cuda_skip_reason,
     make_inputs,
+    reproducible,
     seed_for,
     torch_path,
 )
@@ -195,6 +196,7 @@ def _training_step(candidate: object, inputs: Inputs, expected: tuple, weights: 
     return reports
 
 
+@reproducible
 def check_gradients(config: Config, factory: Factory | str | None = None, seed: int = 0) -> Result:
     """Compare the candidate's gradients with torch.nn.LSTM's on ``config``.
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -40,7 +41,8 @@ from pathlib import Path
 
 import torch
 
-from lstm_ref.candidates import Factory, load_factory
+from lstm_ref import conformance
+from lstm_ref.candidates import CandidateError, Factory, load_factory
 from lstm_ref.configs import Config
 from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, QUIET_WARNINGS, Result, check_forward, cuda_skip_reason
 from lstm_ref.gradients import check_gradients
@@ -74,6 +76,14 @@ class Runner:
         self.factory: Factory | str = self.spec if isinstance(factory, str) or factory is None else loaded
         self.in_process_factory = loaded
         self.seed, self.timeout, self.isolate, self.memory_limit = seed, timeout, isolate, memory_limit
+        self._sent_factory: str | bytes = self.factory if isinstance(self.factory, str) else b""
+        if isolate and not isinstance(self.factory, str):  # a worker imports it by reference
+            try:
+                self._sent_factory = pickle.dumps(self.factory)
+            except Exception as error:
+                raise TypeError(f"the factory {self.factory!r} cannot be sent to a worker process ({error}): "
+                                "define it at module level, give its MODULE:ATTR name, or run in this process "
+                                "(isolate=False)") from None
         self._worker: _Worker | None = None
 
     def check(self, config: Config, check: str = "forward") -> Result:
@@ -81,14 +91,14 @@ class Runner:
         function = CHECKS[check]
         if not self.isolate:
             if check == "forward":
-                return check_forward(config, self.in_process_factory, self.seed, timeout=self.timeout)
-            return function(config, self.in_process_factory, self.seed)
+                return check_forward(config, self.factory, self.seed, timeout=self.timeout)
+            return function(config, self.factory, self.seed)
         skip = cuda_skip_reason(config)
         if skip:  # judged without a worker: none needs starting for an absent device
             return function(config, self.in_process_factory, self.seed)
         started = time.perf_counter()
         if self._worker is None:
-            worker = self._worker = _Worker(self.factory, self.seed, self.memory_limit)  # kill() reaches it now
+            worker = self._worker = _Worker(self._sent_factory, self.seed, self.memory_limit)  # kill() reaches it now
             if not worker.connection.poll(STARTUP_TIMEOUT):
                 self._worker = None
                 details = worker.kill(dump_stacks=True)
@@ -129,7 +139,7 @@ class Runner:
 
     def _failed(self, config: Config, check: str, message: str, details: str, started: float) -> Result:
         return Result(config, FAILED, message=message, seconds=time.perf_counter() - started, check=check,
-                      details=details, reproduce=reproducer_command(config, check, self.spec, self.seed))
+                      details=details, reproduce=reproducer_command(config, check, self.factory, self.seed))
 
     def kill(self) -> None:
         """Kill the worker now, from any thread: a check in flight fails as killed."""
@@ -155,14 +165,10 @@ def factory_spec(factory: Callable) -> str:
     return f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', repr(factory))}"
 
 
-def reproducer_command(config: Config, check: str, spec: str, seed: int = 0) -> str:
-    """A shell command that reruns ``check`` on ``config`` in-process (no worker, no time limit),
-    with faulthandler on: run it under ``gdb --args`` or ``python -m pdb`` to look inside."""
-    module, function = ("conformance", "check_forward") if check == "forward" else ("gradients", "check_gradients")
-    call = config.reproducer(f"{module}.{function}").replace("lstm_ref.configs.Config", "configs.Config")
-    arguments = f", {spec!r}" + (f", seed={seed}" if seed else "")
-    call = call[:-1] + arguments + ")"
-    return f'python -X faulthandler -c "from lstm_ref import configs, {module}; print({call}.describe())"'
+def reproducer_command(config: Config, check: str, factory: Factory | str | None, seed: int = 0) -> str:
+    """A shell command that reruns ``check`` ("forward" or "gradients") on ``config`` in-process
+    (no worker, no time limit): :func:`lstm_ref.conformance.reproducer_command`."""
+    return conformance.reproducer_command(config, CHECKS[check], factory, seed)
 
 
 def exit_description(code: int | None) -> str:
@@ -181,7 +187,7 @@ class _Worker:
     faulthandler writes to. Not a ``multiprocessing`` child: that would re-run the parent's main
     script in the worker, which a REPL, a notebook or an unguarded script cannot survive."""
 
-    def __init__(self, factory: Factory | str, seed: int, memory_limit: int | None) -> None:
+    def __init__(self, factory: str | bytes, seed: int, memory_limit: int | None) -> None:
         handle, fault_path = tempfile.mkstemp(prefix="lstm-ref-worker-", suffix=".txt")
         os.close(handle)
         self.fault_path = Path(fault_path)
@@ -259,10 +265,10 @@ def _die_with(parent: int) -> None:
 
 
 def serve(fd: int) -> None:
-    """The worker's loop, on the socket ``fd``: take the parent's pid, sys.path and the candidate,
-    say "ready" once the candidate is imported, then receive ``(check, config)`` and send
-    ``(Result or exception, keep_going)``; ``None`` or a closed pipe ends it. A candidate's
-    SystemExit ends the process with its code."""
+    """The worker's loop, on the socket ``fd``: take the parent's pid, sys.path and the candidate
+    (a spec, or a pickled factory), say "ready" once the candidate is imported, then receive
+    ``(check, config)`` and send ``(Result or exception, keep_going)``; ``None`` or a closed pipe
+    ends it. A candidate's SystemExit ends the process with its code."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     connection = Connection(fd)
     parent, sys.path[:], factory, seed, threads, fault_path, memory_limit = connection.recv()
@@ -277,13 +283,17 @@ def serve(fd: int) -> None:
     with open(fault_path, "w") as faults:
         faulthandler.enable(faults, all_threads=True)
         faulthandler.register(signal.SIGUSR1, faults, all_threads=True)
-        try:
-            if isinstance(factory, str):
-                factory = load_factory(factory)[1]
-        except Exception as error:
+        try:  # a spec is passed on to the checks as given, so their reproducers name it
+            loaded = load_factory(factory)[1] if isinstance(factory, str) else pickle.loads(factory)
+        except CandidateError as error:
             problem: Exception | None = error
+        except Exception as error:
+            problem = CandidateError(f"the worker process cannot import the factory: {type(error).__name__}: "
+                                     f"{error}; define it at module level of an importable module, give its "
+                                     "MODULE:ATTR name, or run in this process (isolate=False)")
         else:
             problem = None
+            factory = factory if isinstance(factory, str) else loaded
         connection.send("ready")
         while True:
             try:
@@ -307,8 +317,6 @@ def serve(fd: int) -> None:
 
 def picklable(error: Exception) -> Exception:
     """``error`` if it survives pickling, else a RuntimeError carrying its type and message."""
-    import pickle
-
     try:
         pickle.loads(pickle.dumps(error))
         return error

@@ -94,7 +94,7 @@ def assert_lstm_close(
 
 def check_lstm(
     factory: Factory | str, configs: Iterable[Config] | None = None, *, grad: bool = False, seed: int = 0,
-    isolate: bool = False, timeout: float = DEFAULT_TIMEOUT,
+    isolate: bool = True, timeout: float = DEFAULT_TIMEOUT,
 ) -> list[Result]:
     """Run ``factory``'s LSTM against torch.nn.LSTM on ``configs`` (default: the quick matrix).
 
@@ -102,14 +102,19 @@ def check_lstm(
     returns a callable with ``nn.LSTM.forward``'s signature (or a ``"MODULE:ATTR"`` string).
     One forward :class:`~lstm_ref.conformance.Result` per configuration; with ``grad``, then
     one gradient result per configuration that has initial states (gradients are taken with
-    respect to h0 and c0 too), by default those of the quick gradient matrix.
+    respect to h0 and c0 too), by default those of the quick gradient matrix. A failed
+    result's ``describe()`` ends in a shell command that reruns it (``Result.reproduce``).
 
         results = check_lstm(my_factory, [Config(num_layers=2, bidirectional=True)])
         assert all(result.status == "passed" for result in results)
 
-    With ``isolate`` the candidate runs in a worker process (:mod:`lstm_ref.runner`), so a crash
-    or a hang (``timeout`` seconds) fails its configuration instead of the calling test process;
-    a factory object must then be importable by name (a module-level function), or give a spec.
+    As under ``lstm-ref check`` and the pytest plugin, the candidate runs in a worker process
+    (:mod:`lstm_ref.runner`; starting one imports torch, about 2 s), so a crash or a hang
+    (``timeout`` seconds, 0: none) fails its configuration instead of the calling test process.
+    The worker imports the factory by name: give a ``"MODULE:ATTR"`` string or a module-level
+    function (a lambda or a closure is a TypeError). ``isolate=False`` runs it in this process
+    (for pdb, or a factory that has no name), where a hang is cut off by a thread and a crash
+    ends the process.
     """
     forward = quick_matrix() if configs is None else list(configs)
     backward = []

@@ -18,7 +18,7 @@ import pytest
 
 from lstm_ref import configs
 from lstm_ref.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from lstm_ref.conformance import FAILED, PASSED, Result, check_forward
+from lstm_ref.conformance import FAILED, PASSED, Result, check_forward, reproducer_command
 from lstm_ref.report import write_json
 
 HERE = Path(__file__).resolve().parent
@@ -92,8 +92,8 @@ def test_misbehaving_candidate_fails_the_configuration(factory: str, says: str) 
     assert result.status == FAILED
     description = result.describe()
     assert says in description, description
-    reproducer = "lstm_ref.conformance.check_forward(lstm_ref.configs.Config(initial_state=True))"
-    assert f"reproduce: {reproducer}" in description
+    reproducer = reproducer_command(configs.Config(initial_state=True), check_forward, f"bad_candidates:{factory}")
+    assert description.endswith(f"\n  reproduce: {reproducer}")
 
 
 def test_failing_candidate_exits_1_with_a_complete_json_report(capsys, tmp_path: Path) -> None:
@@ -103,12 +103,15 @@ def test_failing_candidate_exits_1_with_a_complete_json_report(capsys, tmp_path:
     assert code == EXIT_FAILED
     assert f"0 passed, {QUICK_COUNT} failed" in out
     assert "candidate raised ValueError: kernel launch failed" in out
-    assert "reproduce: lstm_ref.conformance.check_forward(lstm_ref.configs.Config(" in out
+    assert "  reproduce: python -X faulthandler -c " in out
     assert f"... and {QUICK_COUNT - 1} more failures" in out
     assert "Traceback" not in out + err
     report = json.loads(path.read_text())
     assert report["summary"][FAILED] == QUICK_COUNT == len(report["results"])
     assert {r["status"] for r in report["results"]} == {FAILED}
+    for result in report["results"]:
+        config = configs.Config(**{k: v for k, v in result["config"].items() if k != "id"})
+        assert result["reproduce"] == reproducer_command(config, check_forward, "bad_candidates:raises_in_call")
     assert report["environment"]["implementation"] == "bad_candidates:raises_in_call"
     assert os.listdir(tmp_path) == ["report.json"]
 

@@ -25,6 +25,7 @@ import lstm_ref.suite
 from lstm_ref import cli, configs
 from lstm_ref.conformance import FAILED, PASSED
 from lstm_ref.runner import Runner, exit_description, reproducer_command
+from tests.test_reproduce import run_reproducer
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 2.0
@@ -62,8 +63,7 @@ def test_crash_fails_only_its_configuration(name: str, verdict: str, has_stack: 
         worker = runner._worker
     assert crashed.status == FAILED and crashed.message == verdict, crashed.describe()
     assert ("bad_candidates.py" in crashed.details) == has_stack, crashed.details
-    assert crashed.reproduce.startswith("python -X faulthandler -c ")
-    assert f"'bad_candidates:{name}'" in crashed.reproduce
+    assert crashed.reproduce == reproducer_command(CRASHING, "forward", f"bad_candidates:{name}")
     with Runner("bad_candidates:well_behaved", isolate=False) as alone:
         assert comparable(before) == comparable(alone.check(CLEAN))
         assert comparable(after) == comparable(alone.check(AFTER))
@@ -84,7 +84,7 @@ def test_unbounded_allocation_under_a_memory_limit_fails_its_configuration() -> 
 
 def test_the_reproducer_reruns_the_configuration_in_process() -> None:
     command = reproducer_command(AFTER, "forward", "bad_candidates:well_behaved", seed=3)
-    shell = subprocess.run(command, shell=True, cwd=HERE, capture_output=True, text=True, timeout=300)
+    shell = run_reproducer(command, HERE)
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout.startswith(f"{AFTER.id}: passed")
 
@@ -166,17 +166,22 @@ def test_check_reports_a_segfault_and_judges_the_rest_as_a_clean_run(tmp_path: P
                       "--json", str(tmp_path / "clean.json")])
     assert clean == 0
     crash_results = json.loads((tmp_path / "crash.json").read_text())["results"]
+    crash_reproducers = []
     clean_results = json.loads((tmp_path / "clean.json").read_text())["results"]
     assert len(crash_results) == len(clean_results) == len(configs.quick_matrix(("cpu",), ("float32",)))
     for crash, clean_result in zip(crash_results, clean_results):
         config = crash["config"]
         if config["num_layers"] >= 3 and config["bidirectional"]:
             assert (crash["status"], crash["message"]) == (FAILED, "crashed: signal 11 (SIGSEGV)")
-            assert "python -X faulthandler" in crash["reproduce"]
+            assert "'bad_candidates:segfaults'" in crash["reproduce"]
+            crash_reproducers.append(crash["reproduce"])
         else:
             assert crash["tensors"] == clean_result["tensors"] and crash["status"] == clean_result["status"]
+            assert crash["reproduce"] == ""
     assert "crashed: signal 11 (SIGSEGV)" in crashed.stdout
-    assert "reproduce in-process: python -X faulthandler -c" in crashed.stdout
+    assert f"reproduce: {crash_reproducers[0]}" in crashed.stdout
+    rerun = run_reproducer(crash_reproducers[0], HERE)  # in one process: the crash takes it down
+    assert rerun.returncode == -signal.SIGSEGV and "Segmentation fault" in rerun.stderr, rerun.stderr[-2000:]
 
 
 def test_plugin_under_xdist_fails_only_the_crashing_configurations(tmp_path: Path) -> None:
@@ -195,6 +200,6 @@ def test_plugin_under_xdist_fails_only_the_crashing_configurations(tmp_path: Pat
 def test_check_lstm_in_a_worker_survives_a_crashing_candidate() -> None:
     from lstm_ref.testing import check_lstm
 
-    results = check_lstm("bad_candidates:segfaults", [CLEAN, CRASHING, AFTER], isolate=True, timeout=60)
+    results = check_lstm("bad_candidates:segfaults", [CLEAN, CRASHING, AFTER], timeout=60)  # isolated by default
     assert [r.status for r in results] == [PASSED, FAILED, PASSED]
     assert results[1].message == "crashed: signal 11 (SIGSEGV)"

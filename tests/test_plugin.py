@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import lstm_ref.suite
+from lstm_ref.candidates import DEFAULT_IMPL
 
 SUITE = ["--pyargs", "lstm_ref.suite.test_forward", "-p", "no:cacheprovider"]
 TEST_FILE = Path(lstm_ref.suite.__file__).parent / "test_forward.py"
@@ -27,13 +28,14 @@ def run(pytester):
 def test_default_candidate_passes_and_header_names_it(run):
     result = run(*ONE_CONFIG, suite=[])
     result.assert_outcomes(passed=2)  # onednn and native torch paths
-    result.stdout.fnmatch_lines(["lstm_ref: implementation under test lstm_ref:LSTM.from_torch"])
+    result.stdout.fnmatch_lines([f"lstm_ref: implementation under test {DEFAULT_IMPL}"])
 
 
 def test_candidate_from_the_command_line_fails_where_broken(run):
     result = run(*ONE_CONFIG, "--lstm-impl", "tests.mutants:gates_if_swapped", suite=[])
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*output: *elements out of tolerance*", "*reproduce: lstm_ref.conformance*"])
+    result.stdout.fnmatch_lines(["*output: *elements out of tolerance*",
+                                 "*reproduce: python -X faulthandler -c *'tests.mutants:gates_if_swapped')*"])
 
 
 def test_unsupported_configurations_are_skipped_and_counted(run, pytester):

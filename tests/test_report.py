@@ -3,6 +3,7 @@
 import json
 
 from lstm_ref import cli
+from lstm_ref.candidates import DEFAULT_IMPL
 from lstm_ref.configs import quick_matrix
 from lstm_ref.report import REPORT_VERSION
 
@@ -13,13 +14,13 @@ def test_json_report_has_every_configuration_its_errors_and_the_environment(tmp_
     report = json.loads(path.read_text())
     assert report["report_version"] == REPORT_VERSION
     environment = report["environment"]
-    assert environment["seed"] == 3 and environment["implementation"] == "lstm_ref:LSTM.from_torch"
+    assert environment["seed"] == 3 and environment["implementation"] == DEFAULT_IMPL
     assert {"torch", "python", "platform", "cuda_device", "tf32"} <= set(environment)
     assert [r["config"]["id"] for r in report["results"]] == [c.id for c in quick_matrix(("cpu",))]
     assert report["summary"]["passed"] == len(report["results"])
     for result in report["results"]:
         assert result["status"] == "passed"
-        assert [t["name"].split(" [")[0] for t in result["tensors"]][-2:] == ["h_n", "c_n"]
+        assert {"output", "h_n", "c_n"} <= {t["name"].split(" [")[0] for t in result["tensors"]}
         for tensor in result["tensors"]:
             assert 0 <= tensor["tolerance_ratio"] < 1 and tensor["max_abs"] >= 0
             assert len(tensor["worst_index"]) > 0
@@ -36,8 +37,12 @@ def test_table_flags_the_axis_value_that_fails(capsys):
     assert not rows["num_layers", "2"].endswith("values")  # fails at every layer count
 
 
-def test_failures_are_described_with_a_reproducer(capsys):
+def test_failures_are_described_with_their_tensors_and_a_reproducer(capsys):
     cli.main(["check", "--quick", "--no-isolate", "--impl", "tests.mutants:gates_if_swapped", "--show-failures", "1"])
     out = capsys.readouterr().out
-    assert out.count("reproduce: lstm_ref.conformance.check_forward(") == 1
+    first = quick_matrix(("cpu",))[0]
+    assert f"{first.id}: failed: output, h_n, c_n" in out  # the headline names the failed tensors first
+    assert "out of tolerance\n  output: 90/90 elements out of tolerance" in out
+    assert out.count("  reproduce: python -X faulthandler -c ") == 1
+    assert f"{first.reproducer('lstm_ref.conformance.check_forward', 'tests.mutants:gates_if_swapped')}" in out
     assert "more failures (--show-failures N, or --json)" in out

@@ -3,7 +3,9 @@ README's example runs."""
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pack_sequence
 import lstm_ref
 from lstm_ref import testing
 from lstm_ref.configs import Config, quick_gradient_matrix, quick_matrix
-from lstm_ref.conformance import FAILED, PASSED
+from lstm_ref.conformance import FAILED, PASSED, check_forward, reproducer_command
 from lstm_ref.testing import assert_close, assert_lstm_close, check_lstm
 from tests.mutants import gates_if_swapped
 
@@ -135,7 +137,8 @@ def test_check_lstm_passes_lstm_ref_forward_and_gradients():
 def test_check_lstm_fails_a_broken_factory_with_a_reproducer():
     results = check_lstm("tests.mutants:gates_if_swapped", SMALL)
     assert [r.status for r in results] == [FAILED, FAILED]
-    assert f"reproduce: {SMALL[1].reproducer()}" in results[1].describe()
+    reproducer = reproducer_command(SMALL[1], check_forward, "tests.mutants:gates_if_swapped")
+    assert results[1].describe().endswith(f"\n  reproduce: {reproducer}")
 
 
 def test_check_lstm_runs_the_quick_matrices_by_default(monkeypatch):
@@ -153,10 +156,13 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
 
 
-def test_readme_example_runs():
-    namespace: dict = {}
-    exec(compile(readme_example(), f"{README}:assertions example", "exec"), namespace)
-    tests = [value for name, value in namespace.items() if name.startswith("test_")]
+def test_readme_example_runs(tmp_path, monkeypatch):
+    """As a test module of the user's: importable by name, as check_lstm's worker process needs."""
+    (tmp_path / "readme_assertions_example.py").write_text(readme_example())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "readme_assertions_example", raising=False)
+    module = importlib.import_module("readme_assertions_example")
+    tests = [value for name, value in vars(module).items() if name.startswith("test_")]
     assert len(tests) == 3
     for test in tests:
         test()
