@@ -21,9 +21,10 @@ AXES: dict[str, tuple] = {
     "batch_first": (False, True),
     "bias": (True, False),
     "proj_size": (0, 3),
-    # packed: pack_padded_sequence(enforce_sorted=False) of unsorted lengths; packed_sorted: lengths
-    # sorted by decreasing length and enforce_sorted=True (sorted_indices is None); packed_list:
-    # pack_sequence of a list of unsorted sequences
+    # packed: pack_padded_sequence(enforce_sorted=False) of distinct unsorted lengths; packed_sorted:
+    # lengths sorted by decreasing length and enforce_sorted=True (sorted_indices is None);
+    # packed_list: pack_sequence of a list of unsorted sequences whose lengths are tied in pairs
+    # (several sequences end at one step: batch sizes drop by more than one, the length sort has ties)
     "input_form": ("dense", "unbatched", "packed", "packed_sorted", "packed_list"),
     # the memory the input and states occupy, same values: contiguous; transposed (made contiguous
     # with two dimensions swapped, then swapped back); strided (every other element of a larger
@@ -50,10 +51,19 @@ LAYOUT_GRID: dict[str, tuple] = dict(FULL_GRID, num_layers=(2,), bias=(True,), p
 #: loop: those configurations run the native path under both names.)
 TORCH_PATHS: dict[str, tuple[str, ...]] = {"cpu": ("onednn", "native"), "cuda": ("cudnn",)}
 
+#: The module kinds, by the names torch's RNNBase gives them (``module.mode``). Every axis above
+#: applies to each kind but proj_size, which only the LSTM has: :func:`for_modes` takes a matrix to the kinds.
+MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
+
 INPUT_FORMS = AXES["input_form"]
 LAYOUTS = AXES["layout"]
 DTYPES = AXES["dtype"]
 DEVICES = AXES["device"]
+#: Half-precision values of the dtype axis and of Config.autocast: their rows are a selection of
+#: their own (half_matrix, half_gradient_matrix), judged against float64 (lstm_ref.half), and run
+#: only when asked for (``--dtype bfloat16,float16``), never in the default matrices.
+HALF_DTYPES = ("bfloat16", "float16")
+ALL_DTYPES = (*DTYPES, *HALF_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,10 @@ class Config:
     batch_split: bool = False     # the candidate runs twice, on two halves of the batch in permuted
                                   # order, and its results are put back together: batch invariance
     tag: str = ""                 # a special case's name, part of the id
+    autocast: str = ""            # "" or a half dtype: both sides called under torch.autocast(device, dtype)
+    mode: str = "LSTM"            # the module kind, torch's RNNBase.mode: LSTM | GRU | RNN_TANH | RNN_RELU
+    backward_passes: int = 1      # gradients: that many calls and backward passes accumulated into
+                                  # the parameters' .grad, as micro-batches before an optimizer step
 
     def __post_init__(self) -> None:
         if self.input_form not in INPUT_FORMS:
@@ -92,6 +106,19 @@ class Config:
             raise ValueError("batch_split needs a dense input of at least two sequences")
         if self.dtype not in ("float16", "bfloat16", "float32", "float64"):
             raise ValueError(f"dtype must be a floating dtype name, got {self.dtype!r}")
+        if self.autocast not in ("", *HALF_DTYPES) or (self.autocast and self.dtype != "float32"):
+            raise ValueError(f"autocast must be '' or one of {HALF_DTYPES} on a float32 module, "
+                             f"got autocast={self.autocast!r} with dtype={self.dtype!r}")
+        if isinstance(self.backward_passes, bool) or not isinstance(self.backward_passes, int) \
+                or self.backward_passes < 1:
+            raise ValueError(f"backward_passes must be an int >= 1, got {self.backward_passes!r}")
+        if self.batch_split and self.dropout_replayed:
+            raise ValueError("batch_split draws two sets of dropout masks: torch's training-mode dropout "
+                             "cannot be replayed")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.proj_size and self.mode != "LSTM":
+            raise ValueError(f"proj_size is for the LSTM only, got proj_size={self.proj_size} with mode={self.mode!r}")
         if self.torch_path not in TORCH_PATHS.get(self.device_type, ()):
             raise ValueError(
                 f"torch_path {self.torch_path!r} does not exist on {self.device!r}; "
@@ -116,6 +143,12 @@ class Config:
         return self.input_form.startswith("packed")
 
     @property
+    def dropout_replayed(self) -> bool:
+        """Training-mode dropout with 0 < p < 1 between layers: random masks, which the checks
+        judge by replaying torch's generator (:func:`lstm_ref.conformance.dropout_replay`)."""
+        return self.train and 0 < self.dropout < 1 and self.num_layers > 1
+
+    @property
     def time_dim(self) -> int:
         """The time axis of a dense (unpacked) input or output: 1 when batch_first and batched, else 0."""
         return 1 if self.batch_first and self.input_form == "dense" else 0
@@ -123,6 +156,7 @@ class Config:
     @property
     def id(self) -> str:
         parts = [
+            *([self.mode] if self.mode != "LSTM" else []),
             f"L{self.num_layers}",
             "bidir" if self.bidirectional else "onedir",
             "batch_first" if self.batch_first else "seq_first",
@@ -132,6 +166,8 @@ class Config:
             *([self.layout] if self.layout != "contiguous" else []),
             "h0" if self.initial_state else "zero_state",
             *(["split"] if self.batch_split else []),
+            *([f"acc{self.backward_passes}"] if self.backward_passes > 1 else []),
+            *([f"autocast_{self.autocast}"] if self.autocast else []),
             self.dtype,
             self.device,
             self.torch_path,
@@ -146,12 +182,19 @@ class Config:
         return self.id.replace(f"-{self.dtype}-{self.device}-{self.torch_path}", "")
 
     def module_kwargs(self) -> dict:
-        """Keyword arguments for ``nn.LSTM(**kwargs)``."""
+        """Keyword arguments for ``nn.LSTM(**kwargs)`` (``nn.GRU``, ``nn.RNN``: :attr:`module_class`)."""
+        kind = (dict(proj_size=self.proj_size) if self.mode == "LSTM" else
+                dict(nonlinearity=self.mode.removeprefix("RNN_").lower()) if self.mode.startswith("RNN_") else {})
         return dict(
             input_size=self.input_size, hidden_size=self.hidden_size,
             num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
-            dropout=self.dropout, bidirectional=self.bidirectional, proj_size=self.proj_size,
+            dropout=self.dropout, bidirectional=self.bidirectional, **kind,
         )
+
+    @property
+    def module_class(self) -> type[torch.nn.Module]:
+        """torch's module of this kind: nn.LSTM, nn.GRU or nn.RNN."""
+        return {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}.get(self.mode, torch.nn.RNN)
 
     def as_dict(self) -> dict:
         return {"id": self.id, **asdict(self)}
@@ -166,6 +209,50 @@ class Config:
         arguments = [f"lstm_ref.configs.Config({args})", *([repr(impl)] if impl else []),
                      *([f"seed={seed}"] if seed else [])]
         return f"{function or 'lstm_ref.conformance.check_forward'}({', '.join(arguments)})"
+
+
+#: The dtypes torch's oneDNN LSTM takes on CPU (measured: tests/test_configs.py).
+ONEDNN_DTYPES: tuple[str, ...] = ("float32",)
+
+
+def onednn_takes(config: Config) -> bool:
+    """Whether torch's CPU LSTM really runs on oneDNN for ``config`` when oneDNN is enabled.
+
+    It falls back to the native loop for an LSTM with projections, for float64, and for a
+    PackedSequence whose sequences have unequal lengths (packed input of one length, or of
+    one sequence, is taken as a dense batch); oneDNN computes no other module kind.
+    ``tests/test_configs.py`` measures this over the matrix: the two paths' results are
+    bit-identical exactly where this says False.
+    """
+    return (getattr(config, "mode", "LSTM") == "LSTM" and config.dtype in ONEDNN_DTYPES
+            and config.proj_size == 0
+            and not (config.packed and config.batch_size > 1 and config.seq_len > 1))
+
+
+def torch_runs_path(config: Config) -> str:
+    """The torch path that really computes ``config``'s expected values: its ``torch_path``, or
+    ``native`` where it names oneDNN and oneDNN falls back to the native loop."""
+    if config.torch_path == "onednn" and not onednn_takes(config):
+        return "native"
+    return config.torch_path
+
+
+def distinct(configs: Iterable[Config]) -> list[Config]:
+    """One configuration per distinct computation: each named by the torch path that really
+    computes it (:func:`torch_runs_path`), twins (oneDNN falling back to native) kept once, in order."""
+    seen: dict[Config, None] = {}
+    for config in configs:
+        seen.setdefault(replace(config, torch_path=torch_runs_path(config)), None)
+    return list(seen)
+
+
+def for_modes(configs: Iterable[Config], modes: Iterable[str] = MODES) -> list[Config]:
+    """``configs`` for each kind of ``modes``, kind by kind: the LSTM's as they are, every other
+    kind's without the configurations with projections, twins merged (:func:`distinct`: torch
+    computes GRU and RNN on its native loop only)."""
+    configs = list(configs)
+    return distinct(replace(config, mode=mode) for mode in modes for config in configs
+                    if mode == "LSTM" or not config.proj_size)
 
 
 def parameter_suffix(layer: int, direction: int) -> str:
@@ -227,12 +314,39 @@ def special_cases(device: str = "cpu", dtype: str = "float32", torch_path: str |
         replace(base, num_layers=2, bidirectional=True, batch_size=4, batch_split=True, tag="batch_split"),
         replace(base, batch_first=True, initial_state=False, batch_size=4, batch_split=True,
                 tag="batch_split_zero_state"),
+        *realistic_cases(base),
+    ]
+
+
+#: The tag prefix of the realistic-size tier (:func:`realistic_cases`).
+REALISTIC = "real_"
+
+
+def realistic_cases(base: Config) -> list[Config]:
+    """The realistic-size tier: the widths, batches and input sizes production models run at,
+    past the boundaries kernels have (tiles, warps, shared memory, workspaces): hidden sizes past
+    128, 256 and 512 and a multiple of none of them, batches past 32, 64 and 128 and odd, input
+    widths past 256 (embeddings of 300, 512, 768). Each configuration crosses several boundaries
+    at once rather than spanning a product; together they take every layer form of the grid
+    (stacked, bidirectional, batch_first, packed, projections)."""
+    return [
+        replace(base, num_layers=2, bidirectional=True, input_size=300, hidden_size=260, batch_size=131,
+                seq_len=8, tag=f"{REALISTIC}I300_H260_N131"),
+        replace(base, batch_first=True, input_size=768, hidden_size=520, batch_size=33, seq_len=8,
+                tag=f"{REALISTIC}I768_H520_N33"),
+        replace(base, bidirectional=True, input_form="packed", input_size=257, hidden_size=130, batch_size=97,
+                seq_len=16, tag=f"{REALISTIC}I257_H130_N97_packed"),
+        replace(base, num_layers=2, input_size=512, hidden_size=300, proj_size=130, batch_size=67, seq_len=10,
+                tag=f"{REALISTIC}I512_H300_P130_N67"),
     ]
 
 
 def default_matrix(devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DTYPES) -> list[Config]:
     """The full default set: the full grid, the packing and layout sub-grids, then the special
-    cases, per device and dtype."""
+    cases, per device and dtype; half dtypes get their own selection (half_matrix)."""
+    dtypes, half = _split_half(dtypes)
+    if half:
+        return default_matrix(devices, dtypes) + half_matrix(devices, half)
     chosen = dict(device=tuple(devices), dtype=tuple(dtypes))
     configs = [config for axes in (FULL_GRID, PACKING_GRID, LAYOUT_GRID) for config in grid(dict(axes, **chosen))]
     axes = dict(AXES, **chosen)
@@ -240,31 +354,49 @@ def default_matrix(devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DTY
         for dtype in axes["dtype"]:
             for path in TORCH_PATHS[torch.device(device).type]:
                 configs += special_cases(device, dtype, path)
-    return configs
+    return distinct(configs)
 
 
 def gradient_matrix(devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DTYPES) -> list[Config]:
     """The backward-pass grid: layers {1, 2}, every other axis of the full grid, always with
-    initial states; then the other ways of packing and the non-contiguous layouts, one layer."""
+    initial states; then the other ways of packing and the non-contiguous layouts, one layer.
+    Half dtypes get their own selection (half_gradient_matrix)."""
+    dtypes, half = _split_half(dtypes)
+    if half:
+        return gradient_matrix(devices, dtypes) + half_gradient_matrix(devices, half)
     chosen = dict(initial_state=(True,), device=tuple(devices), dtype=tuple(dtypes))
     variants = dict(chosen, num_layers=(1,), batch_first=(False,))
-    return (grid(dict(FULL_GRID, **chosen, num_layers=(1, 2)))
-            + grid(dict(PACKING_GRID, **variants)) + grid(dict(LAYOUT_GRID, **variants)))
+    realistic = [config for device in chosen["device"] for dtype in chosen["dtype"]
+                 for path in TORCH_PATHS[torch.device(device).type]
+                 for config in special_cases(device, dtype, path) if config.tag.startswith(REALISTIC)]
+    return distinct(grid(dict(FULL_GRID, **chosen, num_layers=(1, 2)))
+                    + grid(dict(PACKING_GRID, **variants)) + grid(dict(LAYOUT_GRID, **variants)) + realistic)
 
 
-QUICK_SPECIAL_CASES = ("dropout0.5_eval", "saturating_T200", "N1", "batch_split_zero_state")
+QUICK_SPECIAL_CASES = ("dropout0.5_eval", "saturating_T200", "N1", "batch_split_zero_state",
+                       f"{REALISTIC}I300_H260_N131")
 
 
 def quick_gradient_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[str] = DTYPES) -> list[Config]:
     """The quick matrix's grid part with initial states, for gradients. Its special cases stay
     forward-only: on saturated inputs held for T=200, oneDNN's float32 backward differs from
-    torch's native one by ~1e3x the tolerance (lstm_ref matches the native one at 0.15x)."""
-    return [replace(c, initial_state=True) for c in quick_matrix(devices, dtypes) if not c.tag]
+    torch's native one by ~1e3x the tolerance (lstm_ref matches the native one at 0.15x).
+    Half dtypes: half_gradient_matrix's quick part."""
+    dtypes, half = _split_half(dtypes)
+    if half:
+        return quick_gradient_matrix(devices, dtypes) + half_gradient_matrix(devices, half, quick=True)
+    return distinct(replace(c, initial_state=True) for c in quick_matrix(devices, dtypes)
+                    if not c.tag or c.tag.startswith(REALISTIC))
 
 
 def quick_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[str] = DTYPES) -> list[Config]:
-    """A small subset: every axis value at least once (not every combination), ten grid
-    points per device and dtype plus the special cases named in QUICK_SPECIAL_CASES."""
+    """A small subset: every axis value and torch path at least once (not every combination),
+    eleven grid points per device and dtype plus the special cases named in QUICK_SPECIAL_CASES
+    (one of them from the realistic-size tier), twins merged (:func:`distinct`); half dtypes:
+    half_matrix's quick part."""
+    dtypes, half = _split_half(dtypes)
+    if half:
+        return quick_matrix(devices, dtypes) + half_matrix(devices, half, quick=True)
     configs = []
     for device in devices:
         for dtype in dtypes:
@@ -285,5 +417,73 @@ def quick_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[str] = DTYP
                 replace(base, num_layers=2, bidirectional=True, batch_first=True, initial_state=True,
                         layout="expanded"),
             ]
+            configs += [replace(base, torch_path=other, num_layers=2, bidirectional=True, initial_state=True)
+                        for other in TORCH_PATHS[torch.device(device).type][1:]]
             configs += [c for c in special_cases(device, dtype, path) if c.tag in QUICK_SPECIAL_CASES]
+    return distinct(configs)
+
+
+def _split_half(dtypes: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``dtypes`` as (the default matrices' dtypes, the half dtypes), each in the order given."""
+    dtypes = tuple(dtypes)
+    return tuple(d for d in dtypes if d not in HALF_DTYPES), tuple(d for d in dtypes if d in HALF_DTYPES)
+
+
+def _half_grid(device: str, dtype: str) -> list[Config]:
+    """The quick matrix's grid points (every axis value once) in ``dtype`` on ``device``, one per
+    point (the criterion of a half row takes every torch path)."""
+    points = [replace(c, dtype=dtype, torch_path=TORCH_PATHS[c.device_type][0])
+              for c in quick_matrix((device,), ("float32",)) if not c.tag]
+    return list(dict.fromkeys(points))
+
+
+def half_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[str] = HALF_DTYPES,
+                quick: bool = False) -> list[Config]:
+    """The half-precision selection, per device and half dtype d (judged by lstm_ref.half against
+    float64; one torch path per row of a module in d, as the criterion takes the worst of them all):
+
+    * the module in d: the quick matrix's grid points, T=20 and packed T=50 (ordinary lengths),
+      saturating gates over T=50, a realistic width (H=128) and T=1000; quick: four grid points
+      and T=20;
+    * the float32 module under ``torch.autocast(device, d)``, on every torch path (they return
+      different dtypes, or fail): the default point, two layers bidirectional batch_first, three
+      layers with projections on packed input, unbatched, and T=50; quick: the default point and T=50.
+    """
+    configs = []
+    longer = dict(input_size=8, hidden_size=16)
+    for device in devices:
+        for dtype in dtypes:
+            grid_points = _half_grid(device, dtype)
+            base = replace(grid_points[0], num_layers=2, bidirectional=True, initial_state=True)
+            configs += grid_points[:4] if quick else grid_points
+            configs.append(replace(base, seq_len=20, **longer, tag="T20"))
+            if not quick:
+                configs += [
+                    replace(base, seq_len=50, input_form="packed", **longer, tag="packed_T50"),
+                    replace(base, input_scale=30.0, hold_input=True, seq_len=50, tag="saturating_T50"),
+                    replace(base, input_size=64, hidden_size=128, batch_size=8, seq_len=20, tag="H128"),
+                    replace(base, seq_len=1000, **longer, tag="long_T1000"),
+                ]
+            for path in TORCH_PATHS[torch.device(device).type]:
+                autocast = Config(device=device, torch_path=path, autocast=dtype)
+                configs.append(autocast)
+                if not quick:
+                    configs += [
+                        replace(autocast, num_layers=2, bidirectional=True, batch_first=True, initial_state=True),
+                        replace(autocast, num_layers=3, proj_size=3, input_form="packed", initial_state=True),
+                        replace(autocast, input_form="unbatched", initial_state=True),
+                    ]
+                configs.append(replace(autocast, num_layers=2, bidirectional=True, initial_state=True,
+                                       seq_len=50, **longer, tag="T50"))
     return configs
+
+
+def half_gradient_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[str] = HALF_DTYPES,
+                         quick: bool = False) -> list[Config]:
+    """half_matrix's grid and autocast rows for gradients, with initial states (quick: the first two
+    grid points and the autocast default point of each path)."""
+    rows = [replace(c, initial_state=True) for c in half_matrix(devices, dtypes, quick=quick) if not c.tag]
+    if quick:
+        firsts = {replace(c, initial_state=True) for d in devices for t in dtypes for c in _half_grid(d, t)[:2]}
+        rows = [c for c in rows if c.autocast or c in firsts]
+    return list(dict.fromkeys(rows))

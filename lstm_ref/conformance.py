@@ -33,11 +33,14 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pack_sequen
 from lstm_ref.candidates import Factory, importable_name, load_factory
 from lstm_ref.compare import TensorReport, compare_lstm_outputs
 from lstm_ref.configs import Config
+from lstm_ref.half import autocast_for, forward_criterion, judged_against_float64, torch_cannot_run
 from lstm_ref.tolerances import tolerance_for
 
 PASSED, FAILED, UNSUPPORTED, SKIPPED = "passed", "failed", "unsupported", "skipped"
 #: Verdicts on configurations listed as known failures (lstm_ref.expectations): xpassed fails the run.
 XFAILED, XPASSED = "xfailed", "xpassed"
+#: A configuration torch itself cannot run (its own path raises): not judged, failing no candidate.
+UNTESTABLE = "untestable"
 
 #: Seconds a candidate may take on one configuration (factory and forward call) before the
 #: configuration fails as timed out; the CLI's --timeout and the plugin's --lstm-timeout.
@@ -57,7 +60,7 @@ class Inputs:
     which the candidate's tensors are checked for in-place changes after each call."""
 
     input: Tensor | PackedSequence
-    hx: tuple[Tensor, Tensor] | None
+    hx: tuple[Tensor, ...] | None   # (h0, c0) for the LSTM, (h0,) for the GRU and the RNN
     lengths: Tensor | None = None   # per-sequence lengths of a packed input, in batch order
     layout: str = "contiguous"
     stride0_dims: tuple[int, int] = (0, 0)  # the input's and the states' expanded dimension
@@ -69,6 +72,12 @@ class Inputs:
         return replace(self, input=self.input.index_select(config.time_dim ^ 1, device_index),  # type: ignore[union-attr]
                        hx=None if self.hx is None else tuple(s.index_select(1, device_index) for s in self.hx),
                        batch_index=index.tolist())
+
+    def negated(self) -> Inputs:
+        """The same sequences with every input value negated and no initial state: the input of a
+        further call of the same shape (the streaming call, whose state is the previous call's)."""
+        negated = self.input._replace(data=-self.input.data) if isinstance(self.input, PackedSequence) else -self.input
+        return replace(self, input=negated, hx=None, batch_index=None)
 
     def clone(self) -> Inputs:
         """Contiguous copies of the values (what torch's side runs on)."""
@@ -99,7 +108,7 @@ class Inputs:
         else:
             named = [("input", self.input)]
         if self.hx is not None:
-            named += [("h0", self.hx[0]), ("c0", self.hx[1])]
+            named += list(zip(("h0", "c0"), self.hx))
         return named
 
     def modified_in(self, received: Inputs) -> list[TensorReport]:
@@ -256,6 +265,30 @@ def torch_path(path: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def dropout_replay(config: Config, seed: int) -> Iterator[None]:
+    """Where ``config.dropout_replayed`` (training-mode dropout, 0 < p < 1): torch's default
+    generator of the configuration's device seeded with ``seed`` for the duration, and its
+    previous state restored afterwards; elsewhere nothing.
+
+    The replay protocol (docs/dropout.md): torch's call and the candidate's call each run in
+    this context with the same seed. torch, oneDNN and native paths alike, draws one mask per
+    layer boundary, ``F.dropout(layer_output, p, training=True)`` on the whole output of layers
+    0, ..., L-2 (both directions concatenated, time-major: (T, N, D*H_out), or the packed data's
+    rows), and nothing else: a candidate that draws its masks the same way gets the same masks.
+    """
+    if not config.dropout_replayed:
+        yield
+        return
+    cuda = config.device_type == "cuda"
+    with torch.random.fork_rng(devices=[torch.device(config.device).index or 0] if cuda else []):
+        if cuda:
+            torch.cuda.manual_seed(seed)
+        else:
+            torch.random.default_generator.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
 def no_tf32_matmul() -> Iterator[None]:
     """Plain float32 matmuls on CUDA for the duration (TF32 would fail the float32 row)."""
     previous = torch.backends.cuda.matmul.allow_tf32
@@ -266,10 +299,17 @@ def no_tf32_matmul() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = previous
 
 
+def call_hx(hx: tuple[Tensor, ...] | None) -> tuple[Tensor, ...] | Tensor | None:
+    """A state tuple as torch's module of its kind takes it: (h0, c0) for the LSTM, the tensor h0
+    for the GRU and the RNN (whose state tuple is (h0,))."""
+    return hx[0] if hx is not None and len(hx) == 1 else hx
+
+
 def build_reference(config: Config, seed: int = 0) -> nn.LSTM:
-    """The torch.nn.LSTM of ``config`` with weights drawn from the configuration's seed."""
+    """The torch.nn.LSTM (nn.GRU, nn.RNN: ``config.mode``) of ``config`` with weights drawn from
+    the configuration's seed."""
     generator = torch.Generator().manual_seed(seed_for(config, seed))
-    module = nn.LSTM(**config.module_kwargs(), dtype=torch.float64)
+    module = config.module_class(**config.module_kwargs(), dtype=torch.float64)
     bound = 1.0 / config.hidden_size ** 0.5
     with torch.no_grad():
         for parameter in module.parameters():
@@ -284,8 +324,9 @@ def make_inputs(config: Config, seed: int = 0) -> Inputs:
     dense: (T, N, I) or (N, T, I); unbatched: (T, I); packed: N sequences of distinct lengths
     in [1, T] (the longest T) in shuffled order, packed with enforce_sorted=False; packed_sorted:
     the lengths sorted by decreasing length, enforce_sorted=True; packed_list: ``pack_sequence``
-    of the N sequences as a list. For the expanded layout the values are constant along the
-    dimension that will have stride 0 (the batch; time when unbatched; the packed rows).
+    of the N sequences as a list, their lengths tied in pairs (:func:`tied_lengths`). For the
+    expanded layout the values are constant along the dimension that will have stride 0 (the
+    batch; time when unbatched; the packed rows).
     """
     generator = torch.Generator().manual_seed(seed_for(config, seed) + 1)
     T, N, I = config.seq_len, config.batch_size, config.input_size
@@ -307,7 +348,8 @@ def make_inputs(config: Config, seed: int = 0) -> Inputs:
     else:
         x = draw(steps, N, I, scale=config.input_scale).expand(T, N, I)
         state_shape = (layers, N)
-    hx = (draw(*state_shape, h_out), draw(*state_shape, config.hidden_size)) if config.initial_state else None
+    cell_state = (draw(*state_shape, config.hidden_size),) if config.mode == "LSTM" and config.initial_state else ()
+    hx = (draw(*state_shape, h_out), *cell_state) if config.initial_state else None
     input_dim, state_dim = stride0_dims(config)
     if config.layout == "expanded":
         if not config.packed:
@@ -315,7 +357,8 @@ def make_inputs(config: Config, seed: int = 0) -> Inputs:
         hx = None if hx is None else tuple(s.narrow(state_dim, 0, 1).expand_as(s).contiguous() for s in hx)
     x = x.contiguous()
     if config.packed:
-        lengths = unequal_lengths(T, N, generator)
+        draw_lengths = tied_lengths if config.input_form == "packed_list" else unequal_lengths
+        lengths = draw_lengths(T, N, generator)
         x = pack(x, lengths, config)
         if config.layout == "expanded":
             x = x._replace(data=x.data[:1].expand_as(x.data).contiguous())
@@ -361,11 +404,30 @@ def unequal_lengths(max_length: int, batch: int, generator: torch.Generator) -> 
     return lengths
 
 
+def tied_lengths(max_length: int, batch: int, generator: torch.Generator) -> Tensor:
+    """``batch`` lengths in [1, max_length] in unsorted order, each length shared by two sequences
+    (one sequence left over when ``batch`` is odd): several sequences end at the same step, so a
+    packed batch's size drops by more than one at a step, and sorting by length has ties."""
+    distinct_lengths = unequal_lengths(max_length, (batch + 1) // 2, generator)
+    lengths = distinct_lengths.repeat_interleave(2)[:batch]
+    lengths = lengths[torch.randperm(batch, generator=generator)]
+    if batch > 1 and bool((lengths[:-1] >= lengths[1:]).all()):
+        lengths = lengths.roll(1)
+    return lengths
+
+
 def compare_outputs(
-    config: Config, actual: object, expected: tuple, inputs: Inputs | None = None
+    config: Config, actual: object, expected: tuple, inputs: Inputs | None = None, steps: int | None = None,
+    reference: nn.Module | None = None, previous: Inputs | None = None,
 ) -> list[TensorReport]:
-    """Check the candidate's ``(output, (h_n, c_n))`` against torch's, tensor by tensor."""
-    tolerance = tolerance_for(config.dtype, config.device).over(config.seq_len)
+    """Check the candidate's ``(output, (h_n, c_n))`` against torch's, tensor by tensor, with the
+    tolerance for ``steps`` time steps of recurrence (default: the configuration's sequence length);
+    a half-precision row against the float64 truth of ``reference`` on ``inputs`` (lstm_ref.half;
+    ``previous``: the inputs of the call whose returned state this call continues from)."""
+    if reference is not None and inputs is not None and judged_against_float64(config):
+        criterion = forward_criterion(config, reference, inputs, previous)
+        return compare_lstm_outputs(actual, expected, criterion, config.time_dim)
+    tolerance = tolerance_for(config.dtype, config.device).over(steps or config.seq_len)
     return compare_lstm_outputs(actual, expected, tolerance, config.time_dim)
 
 
@@ -420,25 +482,48 @@ def check_forward(
     reference = build_reference(config, seed)
     inputs = make_inputs(config, seed)
     reference_inputs = inputs.clone()
-    with torch.no_grad(), torch_path(config.torch_path):
-        expected = reference(reference_inputs.input, reference_inputs.hx)
+    try:
+        with torch.no_grad(), torch_path(config.torch_path), autocast_for(config):
+            expected = reference(reference_inputs.input, call_hx(reference_inputs.hx))
+    except RuntimeError as error:  # torch refuses it: nothing to judge the candidate against
+        return Result(config, UNTESTABLE, message=torch_cannot_run(error), seconds=time.perf_counter() - started)
     parts = [(inputs, expected)] if not config.batch_split else [
         (inputs.batch_part(index, config), batch_part_of_result(expected, index, config))
         for index in batch_halves(config)]
+    # A second call of the same shape while the first call's results are held: the negated input,
+    # and where the configuration passes states, the state the first call returned as hx (streaming).
+    # The batch-split pair is two calls already.
+    stream_input = None if config.batch_split else inputs.negated()
+    if stream_input is not None:
+        with torch.no_grad(), torch_path(config.torch_path), autocast_for(config):
+            stream_expected = reference(stream_input.clone().input, expected[1] if config.initial_state else None)
 
     given = copy.deepcopy(reference)
 
-    def run_candidate() -> list[tuple[Inputs, object]]:  # in a worker thread when timed: no_grad is per thread
+    def run_candidate() -> tuple[list[tuple[Inputs, object]], list, tuple | None]:  # no_grad is per thread
         candidate = factory(given)
-        calls = []
-        with torch.no_grad(), cuda_no_tf32(config):
+        calls, returned, stream = [], [], None
+        with torch.no_grad(), cuda_no_tf32(config), autocast_for(config):
             for part, _ in parts:
                 received = part.laid_out()
-                calls.append((received, candidate(received.input, received.hx)))
-        return calls
+                result = candidate(received.input, call_hx(received.hx))
+                calls.append((received, snapshot(result)))  # the values as returned, compared below
+                returned.append(result)                     # held by the caller through the next calls
+            if stream_input is not None:
+                received = stream_input.laid_out()
+                state = None
+                if config.initial_state and isinstance(returned[0], (tuple, list)) and len(returned[0]) == 2:
+                    state = returned[0][1]
+                try:
+                    stream = (received, candidate(received.input, state))
+                except NotImplementedError as error:
+                    raise NotImplementedError(f"a second call of the same shape: {error}") from error
+                except Exception as error:  # reported as a failed tensor, with the first call's verdict
+                    stream = (received, error)
+        return calls, returned, stream
 
     try:
-        calls = call_with_timeout(run_candidate, timeout)
+        calls, returned, stream = call_with_timeout(run_candidate, timeout)
     except CandidateTimeout as error:
         return Result(config, FAILED, message=f"candidate {error} (the per-configuration limit)",
                       seconds=time.perf_counter() - started)
@@ -450,16 +535,73 @@ def check_forward(
                       seconds=time.perf_counter() - started)
     reports, modified = [], []
     for (part, expected_part), (received, actual) in zip(parts, calls):  # type: ignore[arg-type]
-        part_reports = compare_outputs(config, actual, expected_part, part)
+        part_reports = compare_outputs(config, actual, expected_part, part, reference=reference)
         modified += part.modified_in(received)
         if config.batch_split:
             for report in part_reports:
                 report.name = f"{report.name} [sequences {part.batch_index}]"
         reports += part_reports
+    for (_, as_returned), held, (part, _) in zip(calls, returned, parts):
+        suffix = f" [sequences {part.batch_index}]" if config.batch_split else ""
+        reports += changed_since_returned(as_returned, held, suffix)
+    if stream is not None:
+        received, actual = stream
+        modified += stream_input.modified_in(received)
+        if isinstance(actual, Exception):
+            fed = ", fed the state the first returned as hx," if config.initial_state else ""
+            reports.append(TensorReport("second", False, f"a second call of the same shape{fed} raised "
+                                        f"{type(actual).__name__}: {actual}"))
+        else:
+            for report in compare_outputs(config, actual, stream_expected, stream_input, 2 * config.seq_len,
+                                          reference=reference, previous=inputs):
+                report.name = f"second.{report.name}"
+                reports.append(report)
     modified += parameters_modified(given, reference)
     status = PASSED if all(r.passed for r in reports + modified) else FAILED
     message = modified[0].problem if modified else ""
     return Result(config, status, modified + reports, message, seconds=time.perf_counter() - started)
+
+
+def snapshot(result: object) -> object:
+    """A copy of a candidate's result, its tensors cloned (the rest of the structure as is)."""
+    if isinstance(result, Tensor):
+        return result.detach().clone()
+    if isinstance(result, PackedSequence):
+        return result._replace(data=result.data.detach().clone())
+    if isinstance(result, (tuple, list)):
+        return type(result)(snapshot(item) for item in result)
+    return result
+
+
+def _named_tensors(result: object) -> list[tuple[str, Tensor]]:
+    """The tensors of an ``(output, state)`` result by their report names (output, h_n, c_n)."""
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        return []
+    output, state = result
+    named = [("output", output.data if isinstance(output, PackedSequence) else output)]
+    states = state if isinstance(state, (tuple, list)) else (state,)
+    named += list(zip(("h_n", "c_n"), states))
+    return [(name, tensor) for name, tensor in named if isinstance(tensor, Tensor)]
+
+
+def changed_since_returned(as_returned: object, held: object, suffix: str = "") -> list[TensorReport]:
+    """A failed ``held.<name>`` report for each tensor a candidate returned (``held``, kept by the
+    caller) whose values are no longer those it returned (``as_returned``) after its later calls:
+    results that live in a buffer the candidate reuses, or that a later call writes to."""
+    reports = []
+    for (name, before), (_, now) in zip(_named_tensors(as_returned), _named_tensors(held)):
+        if now.shape != before.shape:
+            reports.append(TensorReport(f"held.{name}{suffix}", False, f"resized after a later call: "
+                                        f"{list(before.shape)} became {list(now.shape)}"))
+            continue
+        now, before = now.detach().cpu(), before.cpu()
+        changed = ~((now == before) | (now.isnan() & before.isnan()))
+        count = int(changed.sum())
+        if count:
+            reports.append(TensorReport(f"held.{name}{suffix}", False, f"changed after the candidate's next call: "
+                                        f"{count}/{changed.numel()} elements (the result's memory was reused "
+                                        "or written to)"))
+    return reports
 
 
 def parameters_modified(given: nn.Module, reference: nn.Module) -> list[TensorReport]:
@@ -481,10 +623,12 @@ def batch_halves(config: Config) -> list[Tensor]:
 
 
 def batch_part_of_result(result: tuple, index: Tensor, config: Config) -> tuple:
-    """torch's whole-batch ``(output, (h_n, c_n))`` restricted to the sequences ``index`` names."""
-    output, (h_n, c_n) = result
+    """torch's whole-batch ``(output, (h_n, c_n))`` (``(output, h_n)``) restricted to the sequences ``index`` names."""
+    output, state = result
     index = index.to(output.device)
-    return output.index_select(config.time_dim ^ 1, index), (h_n.index_select(1, index), c_n.index_select(1, index))
+    if isinstance(state, Tensor):
+        return output.index_select(config.time_dim ^ 1, index), state.index_select(1, index)
+    return output.index_select(config.time_dim ^ 1, index), tuple(s.index_select(1, index) for s in state)
 
 
 def cuda_no_tf32(config: Config) -> contextlib.AbstractContextManager:

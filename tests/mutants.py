@@ -20,7 +20,14 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from lstm_ref import LSTM
 from lstm_ref.configs import Config, special_cases
-from lstm_ref.functional import DirectionWeights, lstm_cell, lstm_layers, run_direction
+from lstm_ref.functional import (
+    DirectionWeights,
+    lstm_cell,
+    lstm_layers,
+    premul_cell,
+    project_input,
+    run_direction,
+)
 
 GATES = "ifgo"
 
@@ -395,6 +402,271 @@ def state_carried_across_calls(module: nn.LSTM) -> Callable:
     return forward
 
 
+# --- paths taken for one value of an axis --------------------------------------------------------
+
+def single_layer_path_drops_bias_hh(module: nn.LSTM) -> Callable:
+    """A single-layer fast path that imports one bias (b_ih) and leaves b_hh at zero."""
+    return bias_hh_dropped(module) if module.num_layers == 1 else LSTM.from_torch(module)
+
+
+def _third_layer_reads_first(steps, h0, c0, layers, dropout=0.0, training=False, cell=lstm_cell):
+    """Layers past the second read the first layer's outputs (a stack wired by index from 0)."""
+    final_h, final_c, first_outputs = [], [], None
+    for layer, directions in enumerate(layers):
+        per_direction = []
+        for direction, weights in enumerate(directions):
+            index = layer * len(directions) + direction
+            outputs, h_n, c_n = run_direction(steps, h0[index], c0[index], weights, direction == 1, cell)
+            per_direction.append(outputs)
+            final_h.append(h_n)
+            final_c.append(c_n)
+        outputs = [torch.cat(parts, dim=-1) for parts in zip(*per_direction)]
+        first_outputs = outputs if layer == 0 else first_outputs
+        steps = first_outputs if layer >= 1 else outputs
+    return outputs, torch.stack(final_h), torch.stack(final_c)
+
+
+third_layer_reads_first_layer = _with_layers(_third_layer_reads_first)
+
+
+def one_direction_path_ignores_c0(module: nn.LSTM) -> Callable:
+    """A unidirectional fast path that starts the cell state from zeros (h0 used, c0 dropped)."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        if hx is not None and not module.bidirectional:
+            hx = (hx[0], torch.zeros_like(hx[1]))
+        return ref(input, hx)
+    return forward
+
+
+def seq_first_reshaped(module: nn.LSTM) -> Callable:
+    """A batch-major kernel fed time-major input with reshape instead of transpose."""
+    ref = LSTM.from_torch(module)
+    ref.batch_first = True
+
+    def forward(input, hx=None):
+        if not module.batch_first and isinstance(input, Tensor) and input.dim() == 3:
+            steps, batch = input.shape[:2]
+            output, state = ref(input.reshape(batch, steps, -1), hx)
+            return output.reshape(steps, batch, -1), state
+        if module.batch_first:
+            return ref(input, hx)
+        ref.batch_first = False
+        try:
+            return ref(input, hx)
+        finally:
+            ref.batch_first = True
+    return forward
+
+
+def missing_bias_given_unit_forget_bias(module: nn.LSTM) -> LSTM:
+    """An LSTM without biases ported with Keras' unit_forget_bias: a forget bias of 1 appears."""
+    if module.bias:
+        return LSTM.from_torch(module)
+    return forget_bias_added(module)
+
+
+def unprojected_h_n_from_last_output(module: nn.LSTM) -> Callable:
+    """Without projections, h_n read off the output's last step (wrong for the reverse direction,
+    whose final state is at t = 0)."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        output, (h_n, c_n) = ref(input, hx)
+        if module.proj_size == 0 and isinstance(output, Tensor) and output.dim() == 3:
+            last = (output[:, -1] if module.batch_first else output[-1]).view(output.shape[1 - module.batch_first], -1,
+                                                                              module.hidden_size)
+            h_n = h_n.clone()
+            h_n[-last.shape[1]:] = last.transpose(0, 1)
+        return output, (h_n, c_n)
+    return forward
+
+
+def tied_lengths_unsorted_in_reverse(module: nn.LSTM) -> Callable:
+    """Final states put back in the caller's order by the kernel's own sort of the lengths, which
+    orders tied lengths the other way round from the PackedSequence's sorted_indices."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        output, (h_n, c_n) = ref(input, hx)
+        if isinstance(input, PackedSequence) and input.sorted_indices is not None:
+            lengths = pad_packed_sequence(input)[1]
+            own_order = torch.argsort(lengths, stable=True).flip(0).to(h_n.device)  # decreasing, ties reversed
+            sorted_indices = input.sorted_indices.to(h_n.device)
+            h_sorted, c_sorted = h_n[:, sorted_indices], c_n[:, sorted_indices]
+            h_n, c_n = torch.empty_like(h_n), torch.empty_like(c_n)
+            h_n[:, own_order], c_n[:, own_order] = h_sorted, c_sorted
+        return output, (h_n, c_n)
+    return forward
+
+
+def contiguous_fast_path_reads_batch_major(module: nn.LSTM) -> Callable:
+    """A fast path for contiguous input that reads its memory as batch-major, whatever batch_first
+    says (non-contiguous input goes through a correct copy)."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        if isinstance(input, Tensor) and input.dim() == 3 and input.is_contiguous() and not module.batch_first:
+            steps, batch, features = input.shape
+            input = input.view(batch, steps, features).transpose(0, 1)
+        return ref(input, hx)
+    return forward
+
+
+def _inner_stride_assumed_one(tensor: Tensor) -> Tensor:
+    """``tensor``'s storage read with its own outer strides and a last-dimension stride of 1."""
+    return tensor.new_empty(0).set_(tensor.untyped_storage(), tensor.storage_offset(), tensor.shape,
+                                    (*tensor.stride()[:-1], 1))
+
+
+def _read_in_stride_order(tensor: Tensor) -> Tensor:
+    """``tensor`` read as the dense permutation its strides sort into (right for any transposition;
+    a stride-0 or gapped dimension is read as if the memory were dense)."""
+    order = sorted(range(tensor.dim()), key=lambda d: -tensor.stride(d))
+    permuted = tensor.permute(order)
+    dense = _storage_read_contiguously(permuted)
+    return dense.permute([order.index(d) for d in range(tensor.dim())])
+
+
+def _reading_memory(read: Callable[[Tensor], Tensor]) -> Callable[[nn.LSTM], Callable]:
+    def factory(module: nn.LSTM) -> Callable:
+        ref = LSTM.from_torch(module)
+
+        def forward(input, hx=None):
+            if isinstance(input, PackedSequence):
+                input = input._replace(data=read(input.data))
+            else:
+                input = read(input)
+            return ref(input, None if hx is None else tuple(read(s) for s in hx))
+        return forward
+    return factory
+
+
+assumes_unit_inner_stride = _reading_memory(_inner_stride_assumed_one)
+assumes_unit_inner_stride.__doc__ = "A kernel that takes a tensor's outer strides, assuming its last dimension dense."
+assumes_no_stride_zero = _reading_memory(_read_in_stride_order)
+assumes_no_stride_zero.__doc__ = ("A kernel that handles transposed memory by sorting the strides, and reads "
+                                  "stride-0 (expanded) dimensions as if dense.")
+
+
+def _tf32_rounded(tensor: Tensor) -> Tensor:
+    """float32 rounded to TF32's 10-bit mantissa (other dtypes unchanged)."""
+    if tensor.dtype != torch.float32:
+        return tensor
+    mantissa, exponent = torch.frexp(tensor)
+    return torch.ldexp(torch.round(mantissa * 2.0**11) / 2.0**11, exponent)
+
+
+def _tf32_cell(x: Tensor, h: Tensor, c: Tensor, weights: DirectionWeights):
+    """float32 gate matmuls in TF32 (a GPU default), float64 exact."""
+    rounded = DirectionWeights(_tf32_rounded(weights.weight_ih), _tf32_rounded(weights.weight_hh),
+                               weights.bias_ih, weights.bias_hh,
+                               None if weights.weight_hr is None else _tf32_rounded(weights.weight_hr))
+    return lstm_cell(_tf32_rounded(x), _tf32_rounded(h), c, rounded)
+
+
+float32_matmuls_in_tf32 = _with_cell(_tf32_cell)
+
+
+def cpu_fallback_drops_bias_hh(module: nn.LSTM) -> Callable:
+    """A CUDA kernel's CPU fallback that imports one bias (b_ih) and leaves b_hh at zero."""
+    return bias_hh_dropped(module) if module.weight_ih_l0.device.type == "cpu" else LSTM.from_torch(module)
+
+
+# --- sizes past a kernel's tiles ---------------------------------------------------------------
+
+TILE = 256
+
+
+def _remainder_tile_without_recurrence(x: Tensor, h: Tensor, c: Tensor, weights: DirectionWeights):
+    """Hidden units past the last full 256-unit tile get no recurrent product (h W_hh^T)."""
+    hidden = weights.weight_ih.shape[0] // 4
+    if hidden > TILE and hidden % TILE:
+        keep = (torch.arange(hidden, device=x.device) < hidden // TILE * TILE).repeat(4)  # (4H,)
+        weights = replace(weights, weight_hh=weights.weight_hh * keep[:, None].to(weights.weight_hh.dtype))
+    return lstm_cell(x, h, c, weights)
+
+
+hidden_remainder_tile_skips_recurrence = _with_cell(_remainder_tile_without_recurrence)
+
+
+def _batch_tile_reads_first_tile(x: Tensor, h: Tensor, c: Tensor, weights: DirectionWeights):
+    """Rows past the first 128 of a step's batch read the recurrent state of row r - 128."""
+    if h.shape[0] > 128:
+        index = torch.arange(h.shape[0], device=h.device)
+        index = torch.where(index >= 128, index - 128, index)
+        h, c = h[index], c[index]
+    return lstm_cell(x, h, c, weights)
+
+
+batch_tile_past_128_reads_wrong_state = _with_cell(_batch_tile_reads_first_tile)
+
+
+def _input_tile_only(x: Tensor, h: Tensor, c: Tensor, weights: DirectionWeights):
+    """An input projection tiled by 256 features with no remainder loop: features past 256 ignored."""
+    if x.shape[-1] > TILE:
+        x = torch.cat([x[..., :TILE], torch.zeros_like(x[..., TILE:])], dim=-1)
+    return lstm_cell(x, h, c, weights)
+
+
+input_features_past_256_ignored = _with_cell(_input_tile_only)
+
+
+# --- results used after the call ----------------------------------------------------------------
+
+def results_in_reused_buffer(module: nn.LSTM) -> Callable:
+    """An inference engine's output bindings: results are views of buffers the next call overwrites."""
+    ref = LSTM.from_torch(module)
+    buffers: dict = {}
+
+    def bound(name: str, tensor: Tensor) -> Tensor:
+        buffer = buffers.get(name)
+        if buffer is None or buffer.shape != tensor.shape:
+            buffer = buffers[name] = torch.empty_like(tensor)
+        return buffer.copy_(tensor)
+
+    def forward(input, hx=None):
+        output, (h_n, c_n) = ref(input, hx)
+        if isinstance(output, PackedSequence):
+            output = output._replace(data=bound("output", output.data))
+        else:
+            output = bound("output", output)
+        return output, (bound("h_n", h_n), bound("c_n", c_n))
+    return forward
+
+
+def input_projection_cached_by_shape(module: nn.LSTM) -> Callable:
+    """The input projection of every step cached by input shape, so a second batch of the same
+    shape reuses the first one's (a "prepacked input" cache keyed on the wrong thing)."""
+    cache: dict = {}
+
+    def cached_projection(x: Tensor, weights: DirectionWeights) -> Tensor:
+        key = (tuple(x.shape), id(weights.weight_ih))
+        if key not in cache:
+            cache[key] = project_input(x, weights)
+        return cache[key]
+
+    def cell(x: Tensor, h: Tensor, c: Tensor, weights: DirectionWeights):
+        return premul_cell(cached_projection(x, weights), h, c, weights)
+
+    return _with_cell(cell)(module)
+
+
+def states_share_a_buffer_read_as_contiguous(module: nn.LSTM) -> Callable:
+    """h_n and c_n returned as two halves of one (L*D, N, H_out + H) buffer (non-contiguous views),
+    and hx read through a raw pointer as if contiguous: feeding the returned state back breaks."""
+    ref = LSTM.from_torch(module)
+
+    def forward(input, hx=None):
+        if hx is not None:
+            hx = tuple(_storage_read_contiguously(state) for state in hx)
+        output, (h_n, c_n) = ref(input, hx)
+        joint = torch.cat([h_n, c_n], dim=-1)
+        return output, (joint[..., :h_n.shape[-1]], joint[..., h_n.shape[-1]:])
+    return forward
+
+
 # --- the registry ----------------------------------------------------------------------------
 
 def _special(tag: str) -> Config:
@@ -434,7 +706,7 @@ MUTANTS: list[Mutant] = [
     Mutant("cell_state_clipped", cell_state_clipped, SATURATING,
            replace(SATURATING, input_scale=1.0, hold_input=False)),
     Mutant("reverse_outputs_not_reflipped", reverse_outputs_not_reflipped,
-           replace(BASE, bidirectional=True), BASE),
+           replace(BASE, bidirectional=True), replace(BASE, bidirectional=True, input_form="packed")),
     Mutant("reverse_direction_runs_forward", reverse_direction_runs_forward,
            replace(BASE, bidirectional=True), BASE),
     Mutant("state_direction_major", state_direction_major,
@@ -463,6 +735,38 @@ MUTANTS: list[Mutant] = [
     Mutant("assumes_sorted_indices", assumes_sorted_indices,
            replace(BASE, input_form="packed_sorted"), replace(BASE, input_form="packed")),
     Mutant("weights_reordered_in_place", weights_reordered_in_place, BASE),
-    Mutant("state_carried_across_calls", state_carried_across_calls, _special("batch_split_zero_state"),
-           replace(_special("batch_split_zero_state"), batch_split=False)),
+    Mutant("state_carried_across_calls", state_carried_across_calls, BASE, H0),
+    # one value of an axis: every value of every axis is some mutant's catching value
+    Mutant("single_layer_path_drops_bias_hh", single_layer_path_drops_bias_hh, BASE, replace(BASE, num_layers=2)),
+    Mutant("third_layer_reads_first_layer", third_layer_reads_first_layer,
+           replace(BASE, num_layers=3), replace(BASE, num_layers=2)),
+    Mutant("one_direction_path_ignores_c0", one_direction_path_ignores_c0, H0, replace(H0, bidirectional=True)),
+    Mutant("seq_first_reshaped", seq_first_reshaped, BASE, replace(BASE, batch_first=True)),
+    Mutant("missing_bias_given_unit_forget_bias", missing_bias_given_unit_forget_bias,
+           replace(BASE, bias=False), BASE),
+    Mutant("unprojected_h_n_from_last_output", unprojected_h_n_from_last_output,
+           replace(BASE, bidirectional=True), replace(BASE, bidirectional=True, proj_size=3)),
+    Mutant("tied_lengths_unsorted_in_reverse", tied_lengths_unsorted_in_reverse,
+           replace(BASE, input_form="packed_list"), replace(BASE, input_form="packed")),
+    Mutant("contiguous_fast_path_reads_batch_major", contiguous_fast_path_reads_batch_major,
+           replace(H0, num_layers=2), replace(H0, num_layers=2, layout="transposed")),
+    Mutant("assumes_unit_inner_stride", assumes_unit_inner_stride,
+           replace(H0, num_layers=2, layout="strided"), replace(H0, num_layers=2, layout="transposed")),
+    Mutant("assumes_no_stride_zero", assumes_no_stride_zero,
+           replace(H0, num_layers=2, layout="expanded"), replace(H0, num_layers=2, layout="transposed")),
+    Mutant("float32_matmuls_in_tf32", float32_matmuls_in_tf32, BASE,
+           replace(BASE, dtype="float64", torch_path="native")),
+    Mutant("cpu_fallback_drops_bias_hh", cpu_fallback_drops_bias_hh, BASE,
+           replace(BASE, device="cuda", torch_path="cudnn")),
+    # sizes past a kernel's tiles: the realistic tier catches them, the tile's own size does not
+    Mutant("hidden_remainder_tile_skips_recurrence", hidden_remainder_tile_skips_recurrence,
+           _special("real_I300_H260_N131"), replace(_special("real_I300_H260_N131"), hidden_size=256)),
+    Mutant("batch_tile_past_128_reads_wrong_state", batch_tile_past_128_reads_wrong_state,
+           _special("real_I300_H260_N131"), replace(_special("real_I300_H260_N131"), batch_size=128)),
+    Mutant("input_features_past_256_ignored", input_features_past_256_ignored,
+           _special("real_I768_H520_N33"), replace(_special("real_I768_H520_N33"), input_size=256)),
+    # results used after the call
+    Mutant("results_in_reused_buffer", results_in_reused_buffer, BASE),
+    Mutant("input_projection_cached_by_shape", input_projection_cached_by_shape, BASE),
+    Mutant("states_share_a_buffer_read_as_contiguous", states_share_a_buffer_read_as_contiguous, H0, BASE),
 ]

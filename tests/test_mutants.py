@@ -32,6 +32,7 @@ def test_smallest_configuration_catches_the_mutant(mutant):
 
 @pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.control], ids=[m.name for m in MUTANTS if m.control])
 def test_control_one_axis_away_passes(mutant):
+    needs_device(mutant.control)
     result = check_forward(mutant.control, mutant.factory)
     assert result.status == PASSED, f"{mutant.name}: the bug should need the other axis value:\n{result.describe()}"
 
@@ -63,6 +64,20 @@ def test_every_axis_catches_some_mutant():
                            if getattr(mutant.smallest, f.name) != getattr(mutant.control, f.name)}
             isolating |= differences
     assert set(AXES) - isolating == set(), f"axes that catch no mutant: {set(AXES) - isolating}"
+
+
+def test_every_axis_value_catches_some_mutant():
+    """Each value of each axis of AXES is the catching value of a mutant whose control differs
+    from its catching configuration in that axis: a matrix point that tested nothing its
+    neighbours do not would have no such mutant."""
+    caught = set()
+    for mutant in MUTANTS:
+        if mutant.control:
+            for f in fields(mutant.smallest):
+                if getattr(mutant.smallest, f.name) != getattr(mutant.control, f.name):
+                    caught.add((f.name, getattr(mutant.smallest, f.name)))
+    uncaught = [(axis, value) for axis, values in AXES.items() for value in values if (axis, value) not in caught]
+    assert not uncaught, f"axis values that catch no mutant: {uncaught}"
 
 
 def test_mutant_names_are_their_factories_names_in_the_module():
