@@ -151,7 +151,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--dtype", default=",".join(configs.DTYPES),
                        help=f"comma list from {', '.join(configs.DTYPES)}, or all (default: all)")
     check.add_argument("--quick", action="store_true",
-                       help="a small subset: every axis value at least once and four special cases")
+                       help="a small subset: every axis value and torch path at least once, and the special "
+                            f"cases {', '.join(configs.QUICK_SPECIAL_CASES)}")
     check.add_argument("--grad", action="store_true",
                        help="also compare gradients with torch's backward over the gradient matrix "
                             "(its quick subset with --quick); a candidate without autograd history "
