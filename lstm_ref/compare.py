@@ -12,6 +12,7 @@ error per time step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from lstm_ref.tolerances import Tolerance
+
+if TYPE_CHECKING:
+    from lstm_ref.half import HalfCriterion
 
 
 @dataclass
@@ -36,6 +40,7 @@ class TensorReport:
     mismatched: int = 0
     numel: int = 0
     per_step: list[float] = field(default_factory=list)  # max |a-e| per time step, if timed
+    note: str = ""                    # how the allowed error was set, where not by a Tolerance row
 
     def describe(self) -> str:
         if self.problem:
@@ -44,7 +49,7 @@ class TensorReport:
         return (
             f"{self.name}: {verdict}; max abs {self.max_abs:.3g}, max rel {self.max_rel:.3g}, "
             f"{self.max_ulp:.3g} ULP, worst at {list(self.worst_index)} "
-            f"({self.tolerance_ratio:.3g}x tolerance)"
+            f"({self.tolerance_ratio:.3g}x tolerance)" + (f"; {self.note}" if self.note else "")
         )
 
     def as_dict(self) -> dict:
@@ -53,6 +58,7 @@ class TensorReport:
             "max_abs": self.max_abs, "max_rel": self.max_rel, "max_ulp": self.max_ulp,
             "tolerance_ratio": self.tolerance_ratio, "worst_index": list(self.worst_index),
             "mismatched": self.mismatched, "numel": self.numel, "per_step": self.per_step,
+            "note": self.note,
         }
 
 
@@ -67,7 +73,7 @@ def compare_tensor(
     name: str,
     actual: object,
     expected: Tensor,
-    tolerance: Tolerance,
+    tolerance: Tolerance | HalfCriterion,
     time_dim: int | None = None,
     batch_sizes: Tensor | None = None,
 ) -> TensorReport:
@@ -75,7 +81,11 @@ def compare_tensor(
 
     ``time_dim`` (a dense output's time axis) or ``batch_sizes`` (a packed
     output's per-step row counts) make the report carry the max error per step.
+    A half-precision row's criterion (:class:`lstm_ref.half.HalfCriterion`, passed as
+    ``tolerance``) does the comparison itself, against the float64 truth.
     """
+    if hasattr(tolerance, "compare_tensor"):
+        return tolerance.compare_tensor(name, actual, expected, time_dim, batch_sizes)
     if not isinstance(actual, Tensor):
         return TensorReport(name, False, f"expected a Tensor, got {type(actual).__name__}")
     for attribute in ("shape", "dtype", "device"):

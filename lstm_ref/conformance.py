@@ -553,7 +553,7 @@ def check_forward(
                                         f"{type(actual).__name__}: {actual}"))
         else:
             for report in compare_outputs(config, actual, stream_expected, stream_input, 2 * config.seq_len,
-                                          reference=reference, previous=inputs):
+                                          reference=reference, previous=inputs if config.initial_state else None):
                 report.name = f"second.{report.name}"
                 reports.append(report)
     modified += parameters_modified(given, reference)

@@ -23,6 +23,8 @@ state requires grad) it is the readable stack, :func:`lstm_ref.functional.lstm_l
 arranged the same way: each direction is ``run_direction_premul`` (one input
 GEMM, then ``run_direction`` with ``premul_cell``), out of place, so autograd
 differentiates it and gradients reach the ``nn.LSTM``'s own parameters.
+Under ``torch.autocast`` it takes that readable stack too: autocast casts the
+operands of out-of-place matmuls, not of ``addmm(..., out=)`` into a float32 buffer.
 Validation and the input forms are :mod:`lstm_ref.interface`'s, shared with
 :class:`lstm_ref.LSTM`.
 
@@ -157,7 +159,7 @@ class FastLSTM:
     ) -> tuple[Tensor | PackedSequence, State]:
         call = flatten_call(self.module, input, hx)
         m = self.module
-        if torch.is_grad_enabled() and _requires_grad(call, m):
+        if (torch.is_grad_enabled() and _requires_grad(call, m)) or torch.is_autocast_enabled(call.data.device.type):
             outputs, h_n, c_n = lstm_layers(call.steps(), call.h0, call.c0, layer_weights(m), m.dropout,
                                             m.training, cell=premul_cell, direction_loop=run_direction_premul)
             return call.unflatten(torch.cat(outputs), h_n, c_n)  # outputs[t]: (B_t, D*H_out)

@@ -110,3 +110,16 @@ ACCURACY_FLOOR: dict[str, float] = {
     "float32": 16 * 2.0**-23, "float16": 2 * 2.0**-10, "bfloat16": 2 * 2.0**-7,
 }
 # --- end of the accuracy block ----------------------------------------------------------------
+
+
+# --- Half precision and autocast: the conformance criterion (lstm_ref.half) -------------------
+# bfloat16, float16 and autocast rows are judged against the float64 truth (the same weights,
+# inputs and states upcast exactly, run by torch in float64), like the accuracy verdict above, but
+# against the worst of torch's behaviours (each torch path; under autocast also the module
+# converted to the autocast dtype, what oneDNN computes on CPUs with native bfloat16):
+#     candidate max abs error <= HALF_FACTOR[dtype] * torch's max abs error + HALF_FLOOR[dtype] * scale
+# per tensor (output, h_n, c_n, each gradient), scale = max(1, max |truth|), dtype the one computed in.
+# MEASURED_BY_HALF_CRITERION: filled in below from the measurements.
+HALF_FACTOR: dict[str, float] = {"bfloat16": 2.0, "float16": 2.0}
+HALF_FLOOR: dict[str, float] = {"bfloat16": 2.0**-8, "float16": 2.0**-11}
+# --- end of the half-precision block ----------------------------------------------------------
