@@ -369,8 +369,34 @@ def gradient_matrix(devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DT
     realistic = [config for device in chosen["device"] for dtype in chosen["dtype"]
                  for path in TORCH_PATHS[torch.device(device).type]
                  for config in special_cases(device, dtype, path) if config.tag.startswith(REALISTIC)]
+    training = [config for device in chosen["device"] for dtype in chosen["dtype"]
+                for path in TORCH_PATHS[torch.device(device).type]
+                for config in training_loop_cases(device, dtype, path)]
     return distinct(grid(dict(FULL_GRID, **chosen, num_layers=(1, 2)))
-                    + grid(dict(PACKING_GRID, **variants)) + grid(dict(LAYOUT_GRID, **variants)) + realistic)
+                    + grid(dict(PACKING_GRID, **variants)) + grid(dict(LAYOUT_GRID, **variants)) + realistic
+                    + training)
+
+
+def training_loop_cases(device: str = "cpu", dtype: str = "float32", torch_path: str | None = None,
+                        quick: bool = False) -> list[Config]:
+    """Gradient cases of a training loop (quick: the three marked so). Dropout between layers
+    with 0 < p < 1 only on CPU, where torch draws its masks from the generator the checks
+    replay; cuDNN draws them from a state of its own (docs/dropout.md)."""
+    path = torch_path or TORCH_PATHS[torch.device(device).type][0]
+    base = Config(device=device, dtype=dtype, torch_path=path, initial_state=True)
+    # past 64 steps, a chunk of time steps a kernel may stop backpropagating at
+    cases = [(False, replace(base, num_layers=2, bidirectional=True, seq_len=100, tag="long_T100")),
+             (True, replace(base, num_layers=2, bidirectional=True, input_form="packed", seq_len=100,
+                            tag="long_packed_T100")),
+             # three micro-batches, each a call and a backward pass into the same .grad
+             (True, replace(base, num_layers=2, bidirectional=True, backward_passes=3)),
+             (False, replace(base, input_form="packed", backward_passes=3))]
+    if torch.device(device).type == "cpu":  # training-mode dropout, masks replayed
+        cases += [(False, replace(base, num_layers=3, bidirectional=True, batch_first=True, dropout=0.3, train=True,
+                                  tag="dropout0.3_train")),
+                  (True, replace(base, num_layers=2, batch_first=True, input_form="packed", dropout=0.3, train=True,
+                                 backward_passes=3, tag="dropout0.3_train"))]
+    return [config for in_quick, config in cases if in_quick or not quick]
 
 
 QUICK_SPECIAL_CASES = ("dropout0.5_eval", "saturating_T200", "N1", "batch_split_zero_state",
@@ -385,8 +411,10 @@ def quick_gradient_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[st
     dtypes, half = _split_half(dtypes)
     if half:
         return quick_gradient_matrix(devices, dtypes) + half_gradient_matrix(devices, half, quick=True)
-    return distinct(replace(c, initial_state=True) for c in quick_matrix(devices, dtypes)
-                    if not c.tag or c.tag.startswith(REALISTIC))
+    training = [config for device in devices for dtype in dtypes
+                for config in training_loop_cases(device, dtype, quick=True)]
+    return distinct([replace(c, initial_state=True) for c in quick_matrix(devices, dtypes)
+                     if not c.tag or c.tag.startswith(REALISTIC)] + training)
 
 
 def quick_matrix(devices: Iterable[str] = ("cpu",), dtypes: Iterable[str] = DTYPES) -> list[Config]:

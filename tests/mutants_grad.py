@@ -28,7 +28,8 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 
 import lstm_ref
-from lstm_ref.functional import DirectionWeights, lstm_cell
+from lstm_ref.functional import DirectionWeights, lstm_cell, lstm_layers, run_direction
+from lstm_ref.interface import flatten_call, layer_weights
 
 
 class HandwrittenCell(torch.autograd.Function):
@@ -189,4 +190,184 @@ MUTANTS = {
     "weight_hh_grad_doubled": weight_hh_grad_doubled,
     "biases_detached": biases_detached,
     "data_without_grad_detaches_weights": data_without_grad_detaches_weights,
+}
+
+
+# --- The training loop: long sequences, accumulated backward passes, training-mode dropout ----------
+#
+# Each is right on one call, one backward pass from zeroed gradients, short sequences and
+# deterministic dropout; each is wrong on exactly one axis of the training loop:
+#
+#     truncated_bptt_64         backpropagation through time stops every 64 steps (the state is
+#                               detached between chunks of 64): only T > 64 shows it
+#     grad_overwritten          each backward pass zeroes the parameters' .grad before its own
+#                               gradient lands there: accumulation over passes lost
+#     stale_workspace           the backward recomputes from the inputs of the latest call, kept in
+#                               a workspace every forward overwrites: wrong once two graphs are alive
+#     dropout_scaled_by_keep    kept activations scaled by (1 - p) instead of 1 / (1 - p)
+#     dropout_unscaled          kept activations not scaled
+#     dropout_masks_reversed    torch's masks, drawn from the last time step's rows to the first
+#     dropout_own_generator     masks drawn from a generator of its own
+#     dropout_backward_unmasked the forward drops right; the backward lets every gradient through
+
+
+def _flat_stack(module: nn.LSTM, direction_loop=None, between_layers=None) -> Callable:
+    """A plain callable over ``module`` computing with lstm_ref's functions one layer at a time:
+    ``direction_loop`` runs each direction (default run_direction), ``between_layers(data, p)``
+    (default torch's dropout) acts on a layer's whole output (rows, D*H_out) before the next
+    layer in training mode."""
+    loop = direction_loop or run_direction
+    drop = between_layers or (lambda data, p: nn.functional.dropout(data, p, training=True))
+
+    def call(input, hx=None):
+        flat = flatten_call(module, input, hx)
+        directions = 2 if module.bidirectional else 1
+        data, h_n, c_n = flat.data, [], []
+        for layer, weights in enumerate(layer_weights(module)):
+            if layer > 0 and module.dropout > 0 and module.training:
+                data = drop(data, module.dropout)
+            states = slice(layer * directions, (layer + 1) * directions)
+            outputs, h, c = lstm_layers(list(data.split(flat.batch_sizes)), flat.h0[states], flat.c0[states],
+                                        [weights], direction_loop=loop)
+            data = torch.cat(outputs)
+            h_n.append(h)
+            c_n.append(c)
+        return flat.unflatten(data, torch.cat(h_n), torch.cat(c_n))
+    return call
+
+
+CHUNK = 64
+
+
+def _chunked_loop(steps, h, c, weights, reverse, cell=lstm_cell):
+    """run_direction over chunks of CHUNK steps, the states detached between chunks."""
+    outputs: list[Tensor] = [h] * len(steps)
+    chunks = [(start, min(start + CHUNK, len(steps))) for start in range(0, len(steps), CHUNK)]
+    for number, (start, stop) in enumerate(reversed(chunks) if reverse else chunks):
+        if number > 0:
+            h, c = h.detach(), c.detach()
+        outputs[start:stop], h, c = run_direction(steps[start:stop], h, c, weights, reverse, cell)
+    return outputs, h, c
+
+
+def truncated_bptt_64(module: nn.LSTM) -> Callable:
+    return _flat_stack(module, direction_loop=_chunked_loop)
+
+
+class _ZeroesGrad(torch.autograd.Function):
+    """The identity; its backward zeroes ``parameter.grad`` first, so the gradient it returns
+    replaces what earlier passes accumulated there."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, parameter: Tensor) -> Tensor:
+        ctx.parameter = parameter
+        return parameter.view_as(parameter)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        if ctx.parameter.grad is not None:
+            ctx.parameter.grad.zero_()
+        return grad
+
+
+def grad_overwritten(module: nn.LSTM) -> Callable:
+    return _over_parameters(module, lambda name, parameter: _ZeroesGrad.apply(parameter))
+
+
+class _RecomputeFromWorkspace(torch.autograd.Function):
+    """``run(data, h0, c0, parameters)`` without saving anything: the backward recomputes the
+    forward from ``workspace``, which holds the inputs of the latest call."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, run, workspace: dict, data: Tensor, h0: Tensor, c0: Tensor, *parameters: Tensor):
+        workspace["inputs"] = [t.detach().clone() for t in (data, h0, c0)]  # overwritten by every call
+        ctx.run, ctx.workspace = run, workspace
+        ctx.save_for_backward(*parameters)
+        return run(data, h0, c0, parameters)
+
+    @staticmethod
+    def backward(ctx, *grads: Tensor):
+        inputs = [t.detach().requires_grad_(True) for t in ctx.workspace["inputs"]]
+        parameters = [p.detach().requires_grad_(True) for p in ctx.saved_tensors]
+        with torch.enable_grad():
+            outputs = ctx.run(*inputs, parameters)
+            computed = torch.autograd.grad(outputs, inputs + parameters, grads, allow_unused=True)
+        return (None, None, *computed)
+
+
+def stale_workspace(module: nn.LSTM) -> Callable:
+    names = [name for name, _ in module.named_parameters()]
+    workspace: dict = {}
+
+    def call(input, hx=None):
+        if hx is None or not torch.is_grad_enabled():
+            return module(input, hx)
+        packed = isinstance(input, nn.utils.rnn.PackedSequence)
+
+        def run(data, h0, c0, parameters):
+            given = input._replace(data=data) if packed else data
+            output, (h_n, c_n) = torch.func.functional_call(module, dict(zip(names, parameters)), (given, (h0, c0)))
+            return output.data if packed else output, h_n, c_n
+
+        data = input.data if packed else input
+        output, h_n, c_n = _RecomputeFromWorkspace.apply(run, workspace, data, *hx, *module.parameters())
+        return (input._replace(data=output) if packed else output), (h_n, c_n)
+    return call
+
+
+def _kept(data: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
+    """torch's dropout mask (1 kept, 0 dropped), drawn as F.dropout draws it."""
+    return torch.empty_like(data).bernoulli_(1 - p, generator=generator)
+
+
+def dropout_scaled_by_keep(module: nn.LSTM) -> Callable:
+    return _flat_stack(module, between_layers=lambda data, p: data * _kept(data, p) * (1 - p))
+
+
+def dropout_unscaled(module: nn.LSTM) -> Callable:
+    return _flat_stack(module, between_layers=lambda data, p: data * _kept(data, p))
+
+
+def dropout_masks_reversed(module: nn.LSTM) -> Callable:
+    return _flat_stack(module, between_layers=lambda data, p: data * _kept(data, p).flip(0) / (1 - p))
+
+
+def dropout_own_generator(module: nn.LSTM) -> Callable:
+    generator = torch.Generator().manual_seed(0)
+    return _flat_stack(module, between_layers=lambda data, p: data * _kept(data, p, generator) / (1 - p))
+
+
+class _MaskedForwardOnly(torch.autograd.Function):
+    """``data * mask / (1 - p)`` forward; the backward scales the gradient but forgets the mask."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, data: Tensor, mask: Tensor, p: float) -> Tensor:
+        ctx.p = p
+        return data * mask / (1 - p)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad / (1 - ctx.p), None, None
+
+
+def dropout_backward_unmasked(module: nn.LSTM) -> Callable:
+    return _flat_stack(module, between_layers=lambda data, p: _MaskedForwardOnly.apply(data, _kept(data, p), p))
+
+
+def dropout_right(module: nn.LSTM) -> Callable:
+    """The control: the same layer-by-layer stack with torch's dropout (must pass)."""
+    return _flat_stack(module)
+
+
+#: The training-loop mutants, each with the training-loop case (lstm_ref.configs.training_loop_cases,
+#: by tag, or "acc3": the dense case with three backward passes) whose axis catches it.
+TRAINING_LOOP_MUTANTS = {
+    "truncated_bptt_64": (truncated_bptt_64, "long_T100"),
+    "grad_overwritten": (grad_overwritten, "acc3"),
+    "stale_workspace": (stale_workspace, "acc3"),
+    "dropout_scaled_by_keep": (dropout_scaled_by_keep, "dropout0.3_train"),
+    "dropout_unscaled": (dropout_unscaled, "dropout0.3_train"),
+    "dropout_masks_reversed": (dropout_masks_reversed, "dropout0.3_train"),
+    "dropout_own_generator": (dropout_own_generator, "dropout0.3_train"),
+    "dropout_backward_unmasked": (dropout_backward_unmasked, "dropout0.3_train"),
 }

@@ -17,7 +17,7 @@ import torch
 from lstm_ref import configs
 from lstm_ref.conformance import FAILED, PASSED, UNSUPPORTED, check_forward
 from lstm_ref.gradients import NO_HISTORY, PARAMETERS_UNREACHED, UNUSABLE_OUTPUTS, check_gradients
-from tests.mutants_grad import MUTANTS, handwritten_cell, weights_copied
+from tests.mutants_grad import MUTANTS, TRAINING_LOOP_MUTANTS, dropout_right, handwritten_cell, weights_copied
 
 #: A few configurations that between them take every axis value (the quick matrix's grid part).
 SAMPLE = [replace(c, initial_state=True) for c in configs.quick_matrix(("cpu",)) if not c.tag]
@@ -128,3 +128,74 @@ def test_gradient_verdicts_for_broken_candidates(factory, status, message):
 def test_configuration_without_initial_state_is_rejected():
     with pytest.raises(ValueError, match="initial_state=True"):
         check_gradients(configs.Config(), "lstm_ref")
+
+
+def training_loop_case(axis: str) -> configs.Config:
+    """The training-loop case of ``axis``: a tag, or "acc3" (the dense case with three passes)."""
+    return next(c for c in configs.training_loop_cases() if c.tag == axis
+                or axis == "acc3" and c.backward_passes == 3 and not c.tag and not c.packed)
+
+
+#: The same case one axis away, where the mutation has nothing to act on.
+ONE_AXIS_AWAY = {"long_T100": dict(seq_len=64), "acc3": dict(backward_passes=1),
+                 "dropout0.3_train": dict(train=False)}
+#: The tensors each kind of mutation shows in: the forward values in the training step, the
+#: accumulated parameter gradients, later passes' input gradients.
+SHOWS_IN = {
+    "truncated_bptt_64": {"grad.input", "grad.weight_hh_l0"},
+    "grad_overwritten": {"grad.weight_ih_l0", "grad.weight_hh_l1_reverse"},
+    "stale_workspace": {"grad.input [pass 2]", "grad.weight_ih_l0"},
+    "dropout_scaled_by_keep": {"training.output", "grad.input"},
+    "dropout_unscaled": {"training.output", "grad.input"},
+    "dropout_masks_reversed": {"training.output", "grad.input"},
+    "dropout_own_generator": {"training.output", "grad.input"},
+    "dropout_backward_unmasked": {"grad.input", "grad.weight_ih_l0"},
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(TRAINING_LOOP_MUTANTS))
+def test_training_loop_mutant_fails_on_its_axis_and_passes_one_axis_away(name, dtype):
+    factory, axis = TRAINING_LOOP_MUTANTS[name]
+    config = replace(training_loop_case(axis), dtype=dtype, torch_path="native" if dtype == "float64" else "onednn")
+    failing = check_gradients(config, factory)
+    assert failing.status == FAILED, failing.describe()
+    failed = {t.name for t in failing.tensors if not t.passed}
+    assert SHOWS_IN[name] <= failed, failing.describe()
+    if name == "dropout_backward_unmasked":  # the forward values are right
+        assert not {n for n in failed if n.startswith("training.") and "grad" not in n}, failing.describe()
+    away = replace(config, **ONE_AXIS_AWAY[axis])
+    passing = check_gradients(away, factory)
+    assert passing.status == PASSED, passing.describe()
+
+
+@pytest.mark.parametrize("config", [training_loop_case("dropout0.3_train"),
+                                    configs.training_loop_cases(quick=True)[-1]], ids=lambda c: c.id)
+@pytest.mark.parametrize("impl", ["torch", "lstm_ref", "lstm_ref.fast:from_torch", dropout_right],
+                         ids=["torch", "lstm_ref", "lstm_ref.fast", "dropout_right"])
+def test_dropout_drawn_as_torch_draws_it_is_replayed(impl, config):
+    """torch's other path, lstm_ref (its differentiable and its in-place path) and a
+    layer-by-layer stack calling F.dropout on each layer's output get torch's masks."""
+    result = check_gradients(config, impl)
+    assert result.status == PASSED, result.describe()
+
+
+def test_candidate_that_says_it_draws_its_own_masks_is_unsupported_never_passed():
+    def own_masks(module):
+        call = dropout_right(module)
+        call.draws_own_dropout_masks = "masks from cuRAND, one per step"
+        return call
+    config = training_loop_case("dropout0.3_train")
+    result = check_gradients(config, own_masks)
+    assert result.status == UNSUPPORTED and result.message.endswith("masks from cuRAND, one per step")
+    assert check_gradients(replace(config, train=False), own_masks).status == PASSED  # read for dropout only
+
+
+def test_dropout_replay_leaves_the_generator_as_it_was():
+    from lstm_ref.conformance import dropout_replay
+    state = torch.random.get_rng_state()
+    with dropout_replay(training_loop_case("dropout0.3_train"), 1234):
+        first = torch.rand(3)
+    with dropout_replay(training_loop_case("dropout0.3_train"), 1234):
+        assert torch.equal(torch.rand(3), first)
+    assert torch.equal(torch.random.get_rng_state(), state)
