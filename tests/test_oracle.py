@@ -27,11 +27,11 @@ from lstm_ref.compare import compare_tensor
 from lstm_ref.conformance import build_reference, make_inputs, torch_path
 from lstm_ref.tolerances import tolerance_for
 
-#: The float64 CPU configurations of the default matrix, one per torch path (float64 has one:
-#: oneDNN does not take float64, so both path names run torch's native loop), eval mode only.
+#: The float64 CPU configurations of the default matrix (one per computation: oneDNN does not take
+#: float64, so all of them run torch's native loop), eval mode only.
 FLOAT64_MATRIX = [
     config for config in configs.default_matrix(devices=("cpu",), dtypes=("float64",))
-    if config.torch_path == configs.TORCH_PATHS["cpu"][0] and not (config.train and config.dropout > 0)
+    if not (config.train and config.dropout > 0)
 ]
 TRAINING_DROPOUT = [
     config for config in configs.special_cases("cpu", "float64") if config.train and config.dropout > 0
