@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import lstm_ref.suite
+from lstm_ref import configs
 from lstm_ref.candidates import DEFAULT_IMPL
 
 SUITE = ["--pyargs", "lstm_ref.suite.test_forward", "-p", "no:cacheprovider"]
@@ -12,6 +13,19 @@ TEST_FILE = Path(lstm_ref.suite.__file__).parent / "test_forward.py"
 ONE_CONFIG = [f"{TEST_FILE}::test_forward[L2-bidir-seq_first-bias-noproj-dense-h0-float32-cpu-{path}]"
               for path in ("onednn", "native")]
 L1_GRID = "L1-onedir-seq_first-bias-noproj and not dropout and not T1000"
+
+
+def selected(keyword: str, dtype: str, devices: tuple[str, ...] = ("cpu",)) -> list[configs.Config]:
+    """The matrix's configurations that ``-k keyword`` ("ID-PART and not WORD and not ...") selects."""
+    included, *excluded = keyword.split(" and not ")
+    return [c for c in configs.default_matrix(devices, (dtype,))
+            if included in c.id and not any(word in c.id for word in excluded)]
+
+
+def count(matrix: list[configs.Config], part: str) -> tuple[int, int]:
+    """How many configurations of ``matrix`` have ``part`` in their id, and how many do not."""
+    having = sum(part in c.id for c in matrix)
+    return having, len(matrix) - having
 
 
 @pytest.fixture
@@ -53,9 +67,10 @@ def test_unsupported_configurations_are_skipped_and_counted(run, pytester):
     ''')
     result = run("-k", L1_GRID, "--lstm-dtype", "float64", "--lstm-device", "cpu",
                  "--lstm-impl", "partial_impl:make")
-    result.assert_outcomes(passed=8, skipped=12)  # packed, packed_sorted, packed_list
+    packed, other = count(selected(L1_GRID, "float64"), "-packed")  # packed, packed_sorted, packed_list
+    result.assert_outcomes(passed=other, skipped=packed)
     result.stdout.fnmatch_lines(["*skipped and expected-to-fail configurations of partial_impl:make*",
-                                 "12 unsupported by the candidate"])
+                                 f"{packed} unsupported by the candidate"])
 
 
 def test_cuda_configurations_are_skipped_with_a_reason(run):
@@ -63,8 +78,10 @@ def test_cuda_configurations_are_skipped_with_a_reason(run):
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: CUDA configurations run")
-    result = run("-k", "L1-onedir-seq_first-bias-noproj-dense-zero_state", "--lstm-dtype", "float64", "-rs")
-    result.assert_outcomes(passed=2, skipped=1)
+    keyword = "L1-onedir-seq_first-bias-noproj-dense-zero_state"
+    result = run("-k", keyword, "--lstm-dtype", "float64", "-rs")
+    cuda, cpu = count(selected(keyword, "float64", ("cpu", "cuda")), "-cuda-")
+    result.assert_outcomes(passed=cpu, skipped=cuda)
     result.stdout.fnmatch_lines(["1 device unavailable", "*device unavailable: CUDA is not available*"])
 
 
@@ -72,25 +89,29 @@ def test_skip_file_skips_by_pattern_and_warns_about_stale_patterns(run, pytester
     skips = pytester.makefile(".txt", skips="# known gaps\n*-packed-*\nno-such-config   # stale\n")
     result = run("-k", L1_GRID, "--lstm-dtype", "float32", "--lstm-device", "cpu",
                  "--lstm-skips", str(skips))
-    result.assert_outcomes(passed=16, skipped=4)
+    packed, other = count(selected(L1_GRID, "float32"), "-packed-")
+    result.assert_outcomes(passed=other, skipped=packed)
     result.stdout.fnmatch_lines(["*pattern 'no-such-config' matches no collected test*",
-                                 "4 listed in the skip file"])
+                                 f"{packed} listed in the skip file"])
 
 
 def test_xfail_file_expects_listed_failures(run, pytester):
     xfails = pytester.makefile(".txt", xfails="# reads (T, I) as T sequences\n*-unbatched-*\n")
     result = run("-k", L1_GRID, "--lstm-dtype", "float32", "--lstm-device", "cpu",
                  "--lstm-impl", "tests.mutants:unbatched_as_batch", "--lstm-xfails", str(xfails))
-    result.assert_outcomes(passed=16, xfailed=4)
-    result.stdout.fnmatch_lines(["4 xfailed (xfail file)"])
+    unbatched, other = count(selected(L1_GRID, "float32"), "-unbatched-")
+    result.assert_outcomes(passed=other, xfailed=unbatched)
+    result.stdout.fnmatch_lines([f"{unbatched} xfailed (xfail file)"])
 
 
 def test_xfail_file_entry_that_passes_fails_the_run(run, pytester):
     xfails = pytester.makefile(".txt", xfails="*-unbatched-*   # fixed since\n")
     result = run("-k", L1_GRID, "--lstm-dtype", "float32", "--lstm-device", "cpu", "--lstm-xfails", str(xfails))
-    result.assert_outcomes(passed=16, failed=4)
+    unbatched, other = count(selected(L1_GRID, "float32"), "-unbatched-")
+    result.assert_outcomes(passed=other, failed=unbatched)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*XPASS(strict)*listed in the xfail file*", "4 xpassed, failing the run (xfail file)"])
+    result.stdout.fnmatch_lines(["*XPASS(strict)*listed in the xfail file*",
+                                 f"{unbatched} xpassed, failing the run (xfail file)"])
 
 
 @pytest.mark.parametrize(("args", "message"), [
