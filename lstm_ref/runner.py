@@ -63,8 +63,9 @@ class Runner:
 
     ``factory``: a factory or a ``MODULE:ATTR`` spec (a spec is imported in the worker; a
     factory object must be picklable, i.e. a module-level function). ``timeout``: seconds a
-    configuration may take (0: no limit). ``memory_limit``: bytes of address space the worker
-    may use (``RLIMIT_AS``), so a candidate that allocates without bound fails instead of
+    configuration may take (0: no limit). ``memory_limit``: bytes the candidate may allocate in
+    the worker above what the worker holds once torch and lstm_ref are imported
+    (:func:`limit_allocations`), so a candidate that allocates without bound fails instead of
     exhausting the machine. On Linux the worker dies with the thread that started it (the one
     that called :meth:`check` when none was running), so a killed run leaves no worker behind.
     """
@@ -264,6 +265,42 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
+def private_memory() -> int:
+    """Bytes of private writable memory this process holds: Linux's ``VmData`` (the heap, anonymous
+    mappings, thread stacks, the writable data of loaded libraries), the sum ``RLIMIT_DATA``
+    limits; 0 where ``/proc/self/status`` does not exist."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmData:"):
+            return int(line.split()[1]) * 1024  # "VmData:   785432 kB"
+    return 0
+
+
+def limit_allocations(limit: int) -> int:
+    """Let this process allocate ``limit`` more bytes than it holds now, and no more; return the cap.
+
+    The cap is ``RLIMIT_DATA`` = :func:`private_memory` + ``limit`` (or the hard limit already
+    set, if lower): an allocation beyond it fails (torch: "DefaultCPUAllocator: can't allocate
+    memory"; Python: MemoryError) instead of exhausting the machine. Measured after torch's
+    import, so a limit means the same whichever torch build is installed: once imported, torch
+    2.13.0+cpu holds 0.2 GiB of private memory in 0.6 GiB of address space, the CUDA build of
+    torch 2.14.1 0.8 GiB in 3.1 GiB (its CUDA libraries' mappings). An address-space cap
+    (``RLIMIT_AS``) would count those mappings, and any address space a CUDA context reserves,
+    against the candidate.
+    """
+    import resource
+
+    cap = private_memory() + limit
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
+    return cap
+
+
 def serve(fd: int) -> None:
     """The worker's loop, on the socket ``fd``: take the parent's pid, sys.path and the candidate
     (a spec, or a pickled factory), say "ready" once the candidate is imported, then receive
@@ -273,11 +310,9 @@ def serve(fd: int) -> None:
     connection = Connection(fd)
     parent, sys.path[:], factory, seed, threads, fault_path, memory_limit = connection.recv()
     _die_with(parent)
-    if memory_limit:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     torch.set_num_threads(threads)
+    if memory_limit:  # before the candidate's module is imported: its imports are its own allocations
+        limit_allocations(memory_limit)
     for message in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     with open(fault_path, "w") as faults:

@@ -105,6 +105,11 @@ def _allocate_without_bound() -> None:
         hoard.append(torch.ones(2**26))  # 256 MiB a step
 
 
+def _hold_768_mib() -> None:
+    held = torch.empty(3 * 2**26)  # 768 MiB (counted by RLIMIT_DATA untouched), alive until the call returns
+    del held
+
+
 def _exit_3() -> None:
     os._exit(3)
 
@@ -126,5 +131,6 @@ raises_system_exit = _misbehaves_on_bidirectional_stacks(_raise_system_exit)
 spins = _misbehaves_on_bidirectional_stacks(_spin)
 sleeps_in_c = _misbehaves_on_bidirectional_stacks(_sleep_in_c)
 allocates_without_bound = _misbehaves_on_bidirectional_stacks(_allocate_without_bound)
+holds_768_mib = _misbehaves_on_bidirectional_stacks(_hold_768_mib)
 #: The same factory with nothing misbehaving: the verdicts a crash must leave unchanged.
 well_behaved = _misbehaves_on_bidirectional_stacks(lambda: None)
