@@ -52,7 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lstm-xfails", default=None, metavar="FILE",
                     help="file of test-id patterns expected to fail (strict: one that passes fails the run)")
     group.addoption("--lstm-memory-limit", type=float, default=None, metavar="GIB",
-                    help="address space the candidate's worker process may use, in GiB (RLIMIT_AS)")
+                    help="memory the candidate may allocate in its worker process, in GiB, above what the "
+                         "worker holds once torch is imported (RLIMIT_DATA)")
     group.addoption("--lstm-no-isolate", action="store_true",
                     help="run the candidate in the pytest process (for pdb) instead of a worker process")
 

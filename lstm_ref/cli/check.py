@@ -174,6 +174,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        help="run the candidate in this process (for pdb) instead of a worker process; a "
                             "crash then ends the run and a hang is cut off by a thread that keeps running")
     check.add_argument("--memory-limit", type=gibibytes, metavar="GIB",
-                       help="address space the worker process may use, in GiB (RLIMIT_AS): a candidate "
-                            "that allocates without bound fails its configuration")
+                       help="memory the candidate may allocate in its worker process, in GiB, above what the "
+                            "worker holds once torch is imported (RLIMIT_DATA): a candidate that "
+                            "allocates without bound fails its configuration")
     check.set_defaults(run=run_check)
