@@ -141,6 +141,17 @@ def test_check_lstm_fails_a_broken_factory_with_a_reproducer():
     assert results[1].describe().endswith(f"\n  reproduce: {reproducer}")
 
 
+def test_check_lstm_in_a_worker_needs_a_factory_it_can_import_by_name():
+    """Isolated by default (tests/test_isolation.py: a crash fails a result); a lambda cannot be
+    sent to the worker, which says so before any worker starts, and runs in this process when asked."""
+    def swapped(module):
+        return gates_if_swapped(module)
+    with pytest.raises(TypeError, match="cannot be sent to a worker process.*isolate=False"):
+        check_lstm(swapped, SMALL[:1])
+    [result] = check_lstm(swapped, SMALL[:1], isolate=False)
+    assert result.status == FAILED and result.reproduce.startswith("# none: ")
+
+
 def test_check_lstm_runs_the_quick_matrices_by_default(monkeypatch):
     ran = []
     monkeypatch.setattr(testing.Runner, "check", lambda self, config, check: ran.append((check, config)))
