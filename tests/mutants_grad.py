@@ -206,6 +206,7 @@ MUTANTS = {
 #                               a workspace every forward overwrites: wrong once two graphs are alive
 #     dropout_scaled_by_keep    kept activations scaled by (1 - p) instead of 1 / (1 - p)
 #     dropout_unscaled          kept activations not scaled
+#     dropout_keeps_p           drops with probability 1 - p instead of p
 #     dropout_masks_reversed    torch's masks, drawn from the last time step's rows to the first
 #     dropout_own_generator     masks drawn from a generator of its own
 #     dropout_backward_unmasked the forward drops right; the backward lets every gradient through
@@ -328,6 +329,11 @@ def dropout_unscaled(module: nn.LSTM) -> Callable:
     return _flat_stack(module, between_layers=lambda data, p: data * _kept(data, p))
 
 
+def dropout_keeps_p(module: nn.LSTM) -> Callable:
+    """Drops with probability 1 - p (keeps with p), scaled by 1 / (1 - p)."""
+    return _flat_stack(module, between_layers=lambda data, p: data * _kept(data, 1 - p) / (1 - p))
+
+
 def dropout_masks_reversed(module: nn.LSTM) -> Callable:
     return _flat_stack(module, between_layers=lambda data, p: data * _kept(data, p).flip(0) / (1 - p))
 
@@ -367,6 +373,7 @@ TRAINING_LOOP_MUTANTS = {
     "stale_workspace": (stale_workspace, "acc3"),
     "dropout_scaled_by_keep": (dropout_scaled_by_keep, "dropout0.3_train"),
     "dropout_unscaled": (dropout_unscaled, "dropout0.3_train"),
+    "dropout_keeps_p": (dropout_keeps_p, "dropout0.3_train"),
     "dropout_masks_reversed": (dropout_masks_reversed, "dropout0.3_train"),
     "dropout_own_generator": (dropout_own_generator, "dropout0.3_train"),
     "dropout_backward_unmasked": (dropout_backward_unmasked, "dropout0.3_train"),

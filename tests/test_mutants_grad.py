@@ -147,6 +147,7 @@ SHOWS_IN = {
     "stale_workspace": {"grad.input [pass 2]", "grad.weight_ih_l0"},
     "dropout_scaled_by_keep": {"training.output", "grad.input"},
     "dropout_unscaled": {"training.output", "grad.input"},
+    "dropout_keeps_p": {"training.output", "grad.input"},
     "dropout_masks_reversed": {"training.output", "grad.input"},
     "dropout_own_generator": {"training.output", "grad.input"},
     "dropout_backward_unmasked": {"grad.input", "grad.weight_ih_l0"},
@@ -180,15 +181,45 @@ def test_dropout_drawn_as_torch_draws_it_is_replayed(impl, config):
     assert result.status == PASSED, result.describe()
 
 
-def test_candidate_that_says_it_draws_its_own_masks_is_unsupported_never_passed():
-    def own_masks(module):
-        call = dropout_right(module)
+def saying_it_draws_its_own_masks(factory):
+    """``factory``'s candidate, with the attribute that says its dropout masks are its own."""
+    def said(module):
+        call = factory(module)
         call.draws_own_dropout_masks = "masks from cuRAND, one per step"
         return call
-    config = training_loop_case("dropout0.3_train")
-    result = check_gradients(config, own_masks)
-    assert result.status == UNSUPPORTED and result.message.endswith("masks from cuRAND, one per step")
-    assert check_gradients(replace(config, train=False), own_masks).status == PASSED  # read for dropout only
+    return said
+
+
+def test_candidate_that_says_it_draws_its_own_masks_is_unsupported_never_passed():
+    config = training_loop_case("dropout0.3_train")  # three layers: no check without replay
+    result = check_gradients(config, saying_it_draws_its_own_masks(dropout_right))
+    assert result.status == UNSUPPORTED and "masks from cuRAND, one per step" in result.message, result.describe()
+    assert "no check without replay" in result.message
+    assert check_gradients(replace(config, train=False), saying_it_draws_its_own_masks(dropout_right)).status == PASSED
+
+
+#: The two-layer dropout case: its own masks are checked without replay.
+TWO_LAYER_DROPOUT = configs.training_loop_cases(quick=True)[-1]
+
+
+@pytest.mark.parametrize("name, failing", [
+    ("dropout_right", set()), ("dropout_own_generator", set()), ("dropout_masks_reversed", set()),
+    ("dropout_scaled_by_keep", {"dropout.output", "dropout.grad.input"}),
+    ("dropout_unscaled", {"dropout.output", "dropout.grad.input"}),
+    ("dropout_keeps_p", {"dropout.kept_fraction"}),
+    ("dropout_backward_unmasked", {"dropout.grad.input", "dropout.grad.weight_ih_l0"}),
+])
+def test_own_masks_are_checked_without_replay(name, failing):
+    """Masks of its own, declared: unsupported, never passed, however right; failed where the
+    kept activations are not scaled by 1 / (1 - p), p is not the drop rate, or the backward
+    ignores the mask."""
+    factory = dropout_right if name == "dropout_right" else TRAINING_LOOP_MUTANTS[name][0]
+    result = check_gradients(TWO_LAYER_DROPOUT, saying_it_draws_its_own_masks(factory))
+    assert result.status == (FAILED if failing else UNSUPPORTED), result.describe()
+    assert failing <= {t.name for t in result.tensors if not t.passed}, result.describe()
+    if name == "dropout_backward_unmasked":
+        assert all(t.passed for t in result.tensors if t.name in ("dropout.output", "dropout.h_n", "dropout.c_n"))
+    assert {"dropout.output", "dropout.grad.input", "dropout.kept_fraction"} <= {t.name for t in result.tensors}
 
 
 def test_dropout_replay_leaves_the_generator_as_it_was():
@@ -199,3 +230,11 @@ def test_dropout_replay_leaves_the_generator_as_it_was():
     with dropout_replay(training_loop_case("dropout0.3_train"), 1234):
         assert torch.equal(torch.rand(3), first)
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_training_loop_mutant_table_is_the_mutant_list():
+    import pathlib
+    import re
+    doc = (pathlib.Path(__file__).parent.parent / "docs" / "mutants.md").read_text()
+    section = doc.split("## Training-loop mutants", 1)[1].split("\n## ", 1)[0]
+    assert re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE) == list(TRAINING_LOOP_MUTANTS)
