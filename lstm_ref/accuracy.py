@@ -10,11 +10,17 @@ absolute, max relative, max in ULPs of the dtype) and, for ``output``, the
 max absolute error per time step, which shows whether error grows along a
 long sequence.
 
+torch runs on every code path of the device (:data:`lstm_ref.configs.TORCH_PATHS`:
+oneDNN and the native loop on CPU), and its error is the worse of theirs: two
+correct torch paths differ by up to ~6x on a tensor, so one path alone would
+call the other less accurate than torch.
+
 Verdict, per tensor: the candidate is *as accurate as torch* when
 
     candidate max abs error <= ACCURACY_FACTOR * torch max abs error + ACCURACY_FLOOR
 
-with the factor and floor per dtype from :mod:`lstm_ref.tolerances`.
+torch max abs error being the worse of its paths', with the factor and floor per
+dtype from :mod:`lstm_ref.tolerances` (where their measurement is written down).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from lstm_ref import oracle
 from lstm_ref.candidates import Factory, load_factory
 from lstm_ref.compare import ulp
-from lstm_ref.configs import Config
+from lstm_ref.configs import TORCH_PATHS, Config
 from lstm_ref.conformance import Inputs, build_reference, make_inputs, no_tf32_matmul, torch_path
 from lstm_ref.tolerances import ACCURACY_FACTOR, ACCURACY_FLOOR
 
@@ -56,9 +62,19 @@ class TensorAccuracy:
     """torch's and the candidate's error on one tensor, and the verdict on it."""
 
     name: str
-    torch: ErrorStats
+    torch_paths: dict[str, ErrorStats]                     # per torch path of the device
     candidate: ErrorStats
     allowed: float                                         # factor * torch max abs + floor
+
+    @property
+    def torch_path(self) -> str:
+        """The torch path with the larger max abs error on this tensor (the verdict's reference)."""
+        return max(self.torch_paths, key=lambda path: self.torch_paths[path].max_abs)
+
+    @property
+    def torch(self) -> ErrorStats:
+        """torch's error: the worse of its paths'."""
+        return self.torch_paths[self.torch_path]
 
     @property
     def as_accurate(self) -> bool:
@@ -84,19 +100,22 @@ class AccuracyReport:
     def describe(self) -> str:
         """A table: per tensor, torch's and the candidate's errors and the verdict."""
         dtype = self.config.dtype
-        header = (f"{'tensor':<8}{'torch abs':>11}{'rel':>10}{'ULP':>9}   "
-                  f"{'candidate abs':>13}{'rel':>10}{'ULP':>9}{'allowed':>11}  verdict")
+        paths = list(self.tensors[0].torch_paths)
+        header = (f"{'tensor':<8}" + "".join(f"{'torch ' + path:>14}" for path in paths)
+                  + f"{'rel':>10}{'ULP':>9}   {'candidate abs':>13}{'rel':>10}{'ULP':>9}{'allowed':>11}  verdict")
         lines = [header, "-" * len(header)]
         for t in self.tensors:
             lines.append(
-                f"{t.name:<8}{t.torch.max_abs:>11.3g}{t.torch.max_rel:>10.3g}{t.torch.max_ulp:>9.3g}   "
+                f"{t.name:<8}" + "".join(f"{t.torch_paths[path].max_abs:>14.3g}" for path in paths)
+                + f"{t.torch.max_rel:>10.3g}{t.torch.max_ulp:>9.3g}   "
                 f"{t.candidate.max_abs:>13.3g}{t.candidate.max_rel:>10.3g}{t.candidate.max_ulp:>9.3g}"
                 f"{t.allowed:>11.3g}  {'ok' if t.as_accurate else 'LESS ACCURATE'}"
             )
         verdict = "as accurate as torch" if self.as_accurate else "less accurate than torch"
         lines.append(
             f"{self.spec} is {verdict} ({dtype}: candidate max abs error <= "
-            f"{ACCURACY_FACTOR[dtype]:g} x torch's + {ACCURACY_FLOOR[dtype]:.3g}, against the float64 oracle)"
+            f"{ACCURACY_FACTOR[dtype]:g} x torch's (the worse of its paths; rel and ULP are that path's) + "
+            f"{ACCURACY_FLOOR[dtype]:.3g}, against the float64 oracle)"
         )
         return "\n".join(lines)
 
@@ -167,6 +186,8 @@ def error_against(
 def measure_accuracy(config: Config, factory: Factory | str | None = None, seed: int = 0) -> AccuracyReport:
     """torch's and the candidate's error against the oracle on ``config``'s forward pass.
 
+    torch runs on every path of the configuration's device (``config.torch_path`` is
+    not used); the candidate runs once.
     Raises NotImplementedError when the candidate does, ValueError for a
     configuration whose dtype has no accuracy factor (float64 is the oracle's own)
     and TypeError when the candidate's results are not of the configuration's dtype
@@ -185,10 +206,13 @@ def measure_accuracy(config: Config, factory: Factory | str | None = None, seed:
     module = build_reference(config, seed)
     inputs = make_inputs(config, seed)
     truth = run_oracle(module, inputs, config)
+    paths = TORCH_PATHS[config.device_type]
+    expected = {}
     with torch.no_grad():
-        with torch_path(config.torch_path):
-            reference_inputs = inputs.clone()
-            expected = module(reference_inputs.input, reference_inputs.hx)
+        for path in paths:
+            with torch_path(path):
+                reference_inputs = inputs.clone()
+                expected[path] = module(reference_inputs.input, reference_inputs.hx)
         candidate = factory(copy.deepcopy(module))
         candidate_inputs = inputs.clone()
         with no_tf32_matmul() if config.device_type == "cuda" else contextlib.nullcontext():
@@ -198,59 +222,72 @@ def measure_accuracy(config: Config, factory: Factory | str | None = None, seed:
     tensors = []
     for index, name in enumerate(TENSOR_NAMES):
         step_dim = padded_time_dim(config) if name == "output" else None
-        got_torch = padded(expected[0], config) if index == 0 else expected[1][index - 1]
-        got_candidate = padded(actual[0], config) if index == 0 else actual[1][index - 1]
+
+        def tensor_of(result: tuple, index: int = index) -> Tensor:
+            return padded(result[0], config) if index == 0 else result[1][index - 1]
+        got_candidate = tensor_of(actual)
         if got_candidate.dtype != dtype:
             raise TypeError(f"the candidate's {name} is {got_candidate.dtype}, expected {dtype}")
-        torch_error = error_against(got_torch, truth[index], dtype, step_dim)
+        torch_errors = {path: error_against(tensor_of(expected[path]), truth[index], dtype, step_dim)
+                        for path in paths}
+        worst = max(error.max_abs for error in torch_errors.values())
         candidate_error = error_against(got_candidate, truth[index], dtype, step_dim)
-        allowed = factor * torch_error.max_abs + floor
-        tensors.append(TensorAccuracy(name, torch_error, candidate_error, allowed))
+        tensors.append(TensorAccuracy(name, torch_errors, candidate_error, factor * worst + floor))
     return AccuracyReport(config, spec, tensors, time.perf_counter() - started)
 
 
 def write_csv(report: AccuracyReport, path: str | Path) -> None:
-    """Columns: step, torch_max_abs_error, candidate_max_abs_error (the output, per time step)."""
+    """Columns: step, torch_<path>_max_abs_error for each torch path, candidate_max_abs_error
+    (the output's max absolute error against the oracle, per time step)."""
     output = report.tensor("output")
+    columns = [stats.per_step for stats in output.torch_paths.values()] + [output.candidate.per_step]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["step", "torch_max_abs_error", "candidate_max_abs_error"])
-        pairs = zip(output.torch.per_step, output.candidate.per_step, strict=True)
-        for step, (torch_error, candidate_error) in enumerate(pairs):
-            writer.writerow([step, repr(torch_error), repr(candidate_error)])
+        writer.writerow(["step", *(f"torch_{path}_max_abs_error" for path in output.torch_paths),
+                         "candidate_max_abs_error"])
+        for step, errors in enumerate(zip(*columns, strict=True)):
+            writer.writerow([step, *map(repr, errors)])
 
 
-def plot(report: AccuracyReport, path: str | Path) -> None:
-    """A PNG of the output's max absolute error per time step against the oracle, torch vs candidate
-    (needs matplotlib, the ``plot`` extra)."""
+PATH_COLORS = {"onednn": "tab:blue", "native": "tab:green", "cudnn": "tab:purple"}
+
+
+def plot(reports: AccuracyReport | list[AccuracyReport], path: str | Path) -> None:
+    """A PNG of the output's max absolute error per time step against the oracle: one panel per
+    report (a dtype each, same configuration otherwise), a curve per torch path and one for the
+    candidate (needs matplotlib, the ``plot`` extra)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    config = report.config
-    output = report.tensor("output")
-    steps = np.arange(len(output.torch.per_step))
-    figure, axes = pyplot.subplots(figsize=(9, 4.5), dpi=110)
-    window = max(1, len(steps) // 200)
-    for label, stats, color in [
-        (f"torch.nn.LSTM {config.dtype} ({config.torch_path})", output.torch, "tab:blue"),
-        (f"{report.spec} {config.dtype}", output.candidate, "tab:orange"),
-    ]:
-        errors = np.maximum(np.asarray(stats.per_step), np.finfo(np.float64).tiny)
-        axes.plot(steps, errors, color=color, linewidth=0.6, alpha=0.35)
-        axes.plot(steps, _running_max(errors, window), color=color, linewidth=1.6,
-                  label=f"{label}: max {stats.max_abs:.3g}, {stats.max_ulp:.3g} ULP")
-    axes.set_yscale("log")
-    axes.set_xlabel("time step t")
-    axes.set_ylabel("max |output - float64 oracle| at step t")
-    axes.set_title(
-        f"Error per time step against the float64 oracle\nT={config.seq_len}, N={config.batch_size}, "
+    reports = [reports] if isinstance(reports, AccuracyReport) else list(reports)
+    config = reports[0].config
+    figure, panels = pyplot.subplots(len(reports), 1, figsize=(9, 1.0 + 3.5 * len(reports)), dpi=110,
+                                     sharex=True, squeeze=False)
+    for report, axes in zip(reports, panels[:, 0], strict=True):
+        output = report.tensor("output")
+        steps = np.arange(len(output.candidate.per_step))
+        window = max(1, len(steps) // 200)
+        curves = [(f"torch.nn.LSTM ({torch_path})", stats, PATH_COLORS.get(torch_path, "tab:gray"))
+                  for torch_path, stats in output.torch_paths.items()]
+        curves.append((report.spec, output.candidate, "tab:orange"))
+        for label, stats, color in curves:
+            errors = np.maximum(np.asarray(stats.per_step), np.finfo(np.float64).tiny)
+            axes.plot(steps, errors, color=color, linewidth=0.6, alpha=0.3)
+            axes.plot(steps, _running_max(errors, window), color=color, linewidth=1.6,
+                      label=f"{label}: max {stats.max_abs:.3g}, {stats.max_ulp:.3g} ULP")
+        axes.set_yscale("log")
+        axes.set_ylabel(f"{report.config.dtype}: max |error| at t")
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize=8, loc="lower right", title_fontsize=8,
+                    title=f"{report.config.dtype}; thin: every step"
+                          + (f", thick: max over {window} steps" if window > 1 else ""))
+    panels[-1, 0].set_xlabel("time step t")
+    panels[0, 0].set_title(
+        f"Max |output - float64 oracle| per time step\nT={config.seq_len}, N={config.batch_size}, "
         f"I={config.input_size}, H={config.hidden_size}, layers={config.num_layers}, "
         f"x ~ {config.input_scale:g}·N(0,1){', held' if config.hold_input else ''}", fontsize=10)
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8, loc="lower right", title_fontsize=8,
-                title="thin: every step" + (f"; thick: max over {window} steps" if window > 1 else ""))
     figure.tight_layout()
     figure.savefig(path)
     pyplot.close(figure)

@@ -5,18 +5,24 @@ from __future__ import annotations
 import copy
 import csv
 import math
+import re
 import sys
 import types
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from lstm_ref import accuracy, cli
+from lstm_ref import LSTM, accuracy, cli, configs
 from lstm_ref.configs import Config
+from lstm_ref.fast import from_torch as fast_from_torch
 from lstm_ref.tolerances import ACCURACY_FACTOR, ACCURACY_FLOOR
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "accuracy.md"
 
 #: Small configurations covering the layouts the accuracy run pads and transposes.
 CONFIGS = [
@@ -41,16 +47,61 @@ def computed_in(dtype: torch.dtype) -> Callable[[nn.LSTM], Callable]:
     return factory
 
 
+def onednn(module: nn.LSTM) -> Callable:
+    """torch.nn.LSTM on its oneDNN path as a candidate."""
+    def call(input, hx=None):
+        with torch.backends.mkldnn.flags(enabled=True):
+            return module(input, hx)
+    return call
+
+
+def bias_ih_shifted(shift: float) -> Callable[[nn.LSTM], Callable]:
+    """lstm_ref with every ``bias_ih`` shifted by ``shift``: a port whose conversion loses a little."""
+    def factory(module: nn.LSTM) -> Callable:
+        shifted = copy.deepcopy(module)
+        with torch.no_grad():
+            for name, parameter in shifted.named_parameters():
+                if name.startswith("bias_ih"):
+                    parameter.add_(shift)
+        return LSTM.from_torch(shifted)
+    return factory
+
+
+#: Correct float32 LSTMs: each must be as accurate as torch everywhere.
+CORRECT = {"lstm_ref": "lstm_ref", "lstm_ref.fast": fast_from_torch, "torch_native": "torch",
+           "torch_onednn": onednn}
+#: The quick matrix in float32, one configuration per computation, eval mode (the oracle has no dropout).
+QUICK = [c for c in configs.quick_matrix(dtypes=("float32",)) if not (c.train and c.dropout)]
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda config: config.id)
 @pytest.mark.parametrize("impl", ["lstm_ref", "torch"])
 def test_lstm_ref_and_torch_other_path_are_as_accurate_as_torch(config: Config, impl: str) -> None:
     report = accuracy.measure_accuracy(config, impl)
     assert report.as_accurate, report.describe()
     output = report.tensor("output")
+    assert list(output.torch_paths) == ["onednn", "native"]
     assert len(output.torch.per_step) == len(output.candidate.per_step) == config.seq_len
     for tensor in report.tensors:
-        for errors in (tensor.torch, tensor.candidate):
+        for errors in (*tensor.torch_paths.values(), tensor.candidate):
             assert 0 < errors.max_abs < 1e-5, report.describe()  # float32 rounding: not zero, not large
+
+
+@pytest.mark.parametrize("impl", CORRECT)
+def test_correct_lstms_are_as_accurate_as_torch_over_the_quick_matrix(impl: str) -> None:
+    reports = [accuracy.measure_accuracy(config, CORRECT[impl]) for config in QUICK]
+    failed = [f"{r.config.id}\n{r.describe()}" for r in reports if not r.as_accurate]
+    assert not failed, "\n".join(failed)
+
+
+def test_bias_ih_shifted_by_6e_7_is_less_accurate_than_torch() -> None:
+    """The verdict is tight: a bias off by 6e-7 (5 float32 ULP of 1.0) fails every non-saturated
+    quick configuration with a bias (measured: by 1.37x the allowed error or more)."""
+    chosen = [c for c in QUICK if c.bias and c.input_scale == 1.0]
+    assert len(chosen) >= 10
+    for config in chosen:
+        report = accuracy.measure_accuracy(config, bias_ih_shifted(6e-7))
+        assert not report.as_accurate, report.describe()
 
 
 @pytest.mark.parametrize("low", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
@@ -71,10 +122,12 @@ def test_lstm_ref_is_as_accurate_as_torch_in_half_precision(dtype: str) -> None:
     assert report.tensor("output").torch.max_abs > epsilon / 64  # the run really was in half precision
 
 
-def test_verdict_is_factor_times_torch_error_plus_floor() -> None:
+def test_verdict_is_factor_times_the_worse_torch_paths_error_plus_floor() -> None:
     report = accuracy.measure_accuracy(CONFIGS[0], "lstm_ref")
     for tensor in report.tensors:
-        expected = ACCURACY_FACTOR["float32"] * tensor.torch.max_abs + ACCURACY_FLOOR["float32"]
+        worse = max(tensor.torch_paths["onednn"].max_abs, tensor.torch_paths["native"].max_abs)
+        assert tensor.torch.max_abs == worse
+        expected = ACCURACY_FACTOR["float32"] * worse + ACCURACY_FLOOR["float32"]
         assert tensor.allowed == pytest.approx(expected)
         tensor.candidate.max_abs = tensor.allowed * 1.01
         assert not tensor.as_accurate
@@ -111,7 +164,8 @@ def test_cli_writes_the_per_step_csv_and_the_plot(tmp_path, capsys) -> None:
     table, image = tmp_path / "errors.csv", tmp_path / "errors.png"
     assert run_cli("--layers", "2", "--bidirectional", "--csv", str(table), "--plot", str(image)) == 0
     rows = list(csv.reader(table.open()))
-    assert rows[0] == ["step", "torch_max_abs_error", "candidate_max_abs_error"]
+    assert rows[0] == ["step", "torch_onednn_max_abs_error", "torch_native_max_abs_error",
+                       "candidate_max_abs_error"]
     assert [int(row[0]) for row in rows[1:]] == list(range(15))
     assert all(0 < float(value) < 1e-5 for row in rows[1:] for value in row[1:])
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -167,3 +221,15 @@ def test_cli_reports_a_candidate_that_raises(tmp_path, monkeypatch, capsys) -> N
 def test_a_candidate_answering_in_another_dtype_gets_no_verdict() -> None:
     with pytest.raises(TypeError, match="output is torch.float64, expected torch.float32"):
         accuracy.measure_accuracy(CONFIGS[0], lambda module: computed_in(torch.float64)(module.double()))
+
+
+def test_docs_counts_are_the_matrices_measured() -> None:
+    """docs/accuracy.md's counts: the float32 configurations the verdict was measured on (as its
+    script selects them) and the float64 ones tests/test_oracle.py runs."""
+    from tests.test_oracle import FLOAT64_MATRIX
+
+    text = DOCS.read_text()
+    float32 = dict.fromkeys(replace(c, torch_path="onednn") for c in configs.default_matrix(("cpu",), ("float32",))
+                            if not (c.train and c.dropout))
+    assert re.search(r"default matrix's (\d+) distinct CPU configurations", text)[1] == str(len(float32))
+    assert re.search(r"configuration of the default matrix \((\d+)\)", text)[1] == str(len(FLOAT64_MATRIX))

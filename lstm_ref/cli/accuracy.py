@@ -19,8 +19,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "accuracy", help="error of torch and of a candidate against the float64 oracle, per time step",
         description="Run torch.nn.LSTM and the candidate in DTYPE on the same weights and inputs, measure "
                     "both against the float64 NumPy oracle, print max abs/rel/ULP error per tensor and the "
-                    "verdict 'as accurate as torch', and write the output's max error per time step as "
-                    "CSV (and a PNG plot). Exit 0 as accurate, 1 less accurate, 2 usage error.")
+                    "verdict 'as accurate as torch' (against the worse of torch's paths on the device), "
+                    "and write the output's max error per time step as CSV (and a PNG plot). Exit 0 as "
+                    "accurate, 1 less accurate, 2 usage error.")
     parser.add_argument("--impl", default=DEFAULT_IMPL, metavar="MODULE:ATTR",
                         help=f"factory of the LSTM under test (default {DEFAULT_IMPL})")
     parser.add_argument("--seq-len", type=int, default=1000, metavar="T", help="time steps (default 1000)")
@@ -38,7 +39,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         help="x_t = x_0 for all t (with a large --input-scale, |c| grows ~T)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--csv", required=True, metavar="PATH",
-                        help="write step, torch_max_abs_error, candidate_max_abs_error per time step")
+                        help="write step, torch_<path>_max_abs_error per torch path, candidate_max_abs_error "
+                             "per time step")
     parser.add_argument("--plot", metavar="PATH.png", help="write a PNG plot of the same (needs matplotlib)")
     parser.set_defaults(run=run_accuracy)
 
@@ -66,7 +68,8 @@ def run_accuracy(args: argparse.Namespace) -> int:
         input_scale=args.input_scale, hold_input=args.hold_input, tag="accuracy",
     )
     spec, factory = load_factory(args.impl)
-    print(f"lstm-ref accuracy: {spec} and torch.nn.LSTM {torch.__version__} ({config.torch_path}) in "
+    paths = " and ".join(TORCH_PATHS[device_type])
+    print(f"lstm-ref accuracy: {spec} and torch.nn.LSTM {torch.__version__} ({paths}) in "
           f"{config.dtype} against the float64 oracle; T={config.seq_len}, N={config.batch_size}, "
           f"I={config.input_size}, H={config.hidden_size}, L={config.num_layers}"
           f"{', bidirectional' if config.bidirectional else ''}, seed {args.seed}")
