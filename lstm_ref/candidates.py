@@ -3,7 +3,10 @@
 A factory is called with a configured, initialised ``torch.nn.LSTM`` (a copy
 the candidate may keep) and returns a callable with ``nn.LSTM.forward``'s
 signature and return structure. Raising ``NotImplementedError`` from the
-factory or the call marks the configuration *unsupported*.
+factory or the call marks the configuration *unsupported*. A configuration of another kind
+(``Config.mode``) hands the factory an ``nn.GRU`` or ``nn.RNN`` instead, to be called as that
+module is (``(output, h_n)``, h0 a tensor): a factory of one kind raises ``NotImplementedError``
+for the others, as ``lstm_ref.LSTM.from_torch`` does.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from torch import nn
 
 Factory = Callable[[nn.LSTM], Callable]
 
-DEFAULT_IMPL = "lstm_ref:LSTM.from_torch"
+#: lstm_ref's module of the configured kind (LSTM, GRU or RNN): lstm_ref.modules.from_torch.
+DEFAULT_IMPL = "lstm_ref:from_torch"
 
 
 class CandidateError(Exception):
@@ -43,9 +47,10 @@ def torch_other_path(module: nn.LSTM) -> Callable:
 
     def call_on_cpu(input, hx=None):
         moved = input.to("cpu")
-        state = None if hx is None else tuple(s.to("cpu") for s in hx)
-        output, (h_n, c_n) = cpu_module(moved, state)
-        return output.to(device), (h_n.to(device), c_n.to(device))
+        state = None if hx is None else hx.to("cpu") if isinstance(hx, torch.Tensor) else tuple(s.to("cpu") for s in hx)
+        output, state = cpu_module(moved, state)
+        state = state.to(device) if isinstance(state, torch.Tensor) else tuple(s.to(device) for s in state)
+        return output.to(device), state
     return call_on_cpu
 
 

@@ -125,18 +125,19 @@ def compare_tensor(
 def compare_lstm_outputs(
     actual: object, expected: tuple, tolerance: Tolerance, time_dim: int | None = None
 ) -> list[TensorReport]:
-    """``actual``'s ``(output, (h_n, c_n))`` against ``expected``'s, tensor by tensor.
+    """``actual``'s ``(output, (h_n, c_n))`` against ``expected``'s, tensor by tensor (``(output, h_n)``
+    where torch's module has no cell state: GRU, RNN).
 
     A packed expected output needs a packed actual one with equal ``batch_sizes``,
     ``sorted_indices`` and ``unsorted_indices``; its data is compared per step.
     ``time_dim`` is a dense output's time axis (for the per-step errors).
     """
-    out_expected, (h_expected, c_expected) = expected
+    names = state_names(expected)
+    out_expected, states_expected = split_result(expected, names)
     try:
-        out_actual, (h_actual, c_actual) = actual  # type: ignore[misc]
+        out_actual, states_actual = split_result(actual, names)
     except (TypeError, ValueError):
-        return [TensorReport("result", False,
-                             f"expected (output, (h_n, c_n)), got {type(actual).__name__}")]
+        return [TensorReport("result", False, f"expected {result_form(names)}, got {type(actual).__name__}")]
     reports = []
     if isinstance(out_expected, PackedSequence):
         if not isinstance(out_actual, PackedSequence):
@@ -151,9 +152,30 @@ def compare_lstm_outputs(
                                           batch_sizes=out_expected.batch_sizes))
     else:
         reports.append(compare_tensor("output", out_actual, out_expected, tolerance, time_dim=time_dim))
-    reports.append(compare_tensor("h_n", h_actual, h_expected, tolerance))
-    reports.append(compare_tensor("c_n", c_actual, c_expected, tolerance))
+    for name, got, want in zip(names, states_actual, states_expected, strict=True):
+        reports.append(compare_tensor(name, got, want, tolerance))
     return reports
+
+
+def state_names(expected: tuple) -> tuple[str, ...]:
+    """The final-state tensors of torch's result ``(output, state)``: h_n and c_n for the LSTM's
+    pair, h_n alone for the GRU's and the RNN's tensor."""
+    return ("h_n",) if isinstance(expected[1], Tensor) else ("h_n", "c_n")
+
+
+def split_result(result: object, names: tuple[str, ...]) -> tuple[object, tuple]:
+    """A module's result as ``(output, (h_n, c_n))`` or ``(output, (h_n,))`` by ``names``;
+    TypeError or ValueError when it is not of that form."""
+    output, state = result  # type: ignore[misc]
+    if len(names) == 1:
+        return output, (state,)
+    h_n, c_n = state
+    return output, (h_n, c_n)
+
+
+def result_form(names: tuple[str, ...]) -> str:
+    """How a result with these state tensors reads: ``(output, (h_n, c_n))`` or ``(output, h_n)``."""
+    return "(output, (h_n, c_n))" if len(names) == 2 else "(output, h_n)"
 
 
 def _same_indices(got: Tensor | None, want: Tensor | None) -> bool:

@@ -111,7 +111,12 @@ def gru_cell(x: Tensor, state: State, weights: DirectionWeights) -> State:
         r = sigmoid(x_r + h_r)
         z = sigmoid(x_z + h_z)
         n = tanh(x_n + r * h_n)               (b_hn inside r's product: it cannot join b_in)
-        h' = (1 - z) * n + z * h
+        h' = (1 - z) * n + z * h              computed as n + z * (h - n), ATen's arrangement
+
+    The arrangement matters in float32 only: with z saturated near 1 over T=200 steps
+    (saturating_T200) the written form lands 9.9e-6 from torch (0.83x the float32 tolerance),
+    this one 3e-7; against the float64 oracle the written form errs 4.4e-6, this one and
+    torch 1.05e-5.
     """
     (h,) = state
     x_r, x_z, x_n = F.linear(x, weights.weight_ih, weights.bias_ih).chunk(3, dim=-1)
@@ -119,7 +124,7 @@ def gru_cell(x: Tensor, state: State, weights: DirectionWeights) -> State:
     reset = torch.sigmoid(x_r + h_r)
     update = torch.sigmoid(x_z + h_z)
     new = torch.tanh(x_n + reset * h_n)
-    return ((1 - update) * new + update * h,)
+    return (new + update * (h - new),)
 
 
 def _elman_preactivation(x: Tensor, h: Tensor, weights: DirectionWeights) -> Tensor:
@@ -228,8 +233,8 @@ def stack_layers(
     num_directions = len(layers[0])
     finals: list[State] = []
     for layer, directions in enumerate(layers):
-        if layer > 0 and dropout > 0 and training:
-            steps = [F.dropout(step, p=dropout, training=True) for step in steps]
+        if layer > 0 and dropout > 0 and training:  # one mask over all steps' rows, in time order, as torch draws it
+            steps = list(F.dropout(torch.cat(steps), p=dropout, training=True).split([s.shape[0] for s in steps]))
         direction_outputs = []
         for direction, weights in enumerate(directions):
             index = layer * num_directions + direction
