@@ -93,7 +93,8 @@ def _read_torch(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError from a corrupt zip, EOFError, ...
         text = str(error)
-        found = re.search(r"GLOBAL ([\w.]+)", text)
+        # torch 2.13: "... unsupported GLOBAL posix.mkdir whose module ..."; torch 2.1: "Unsupported class posix.mkdir"
+        found = re.search(r"(?:GLOBAL|Unsupported class) ([\w.]+)", text)
         if found:
             what = f" (it refers to {found.group(1)})"
             raise WeightFileError(
