@@ -54,6 +54,10 @@ TORCH_PATHS: dict[str, tuple[str, ...]] = {"cpu": ("onednn", "native"), "cuda": 
 #: The module kinds, by the names torch's RNNBase gives them (``module.mode``). Every axis above
 #: applies to each kind but proj_size, which only the LSTM has: :func:`for_modes` takes a matrix to the kinds.
 MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
+#: The kinds as the CLI's --module and the plugin's --lstm-module name them (lower case), and the default:
+#: the LSTM alone (every kind quadruples the full check's time, past a minute on 2 cores).
+MODULE_CHOICES = tuple(mode.lower() for mode in MODES)
+DEFAULT_MODULES = ("lstm",)
 
 INPUT_FORMS = AXES["input_form"]
 LAYOUTS = AXES["layout"]

@@ -4,7 +4,8 @@ For one configuration both sides compute the scalar
 
     loss = sum(w_out * output) + sum(w_h * h_n) + sum(w_c * c_n)
 
-with the same random weights ``w_*`` (drawn from the configuration's own seed),
+(no c_n term and no c0 for nn.GRU and nn.RNN, which have no cell state) with the same
+random weights ``w_*`` (drawn from the configuration's own seed),
 and its gradient with respect to the input (the packed data of a
 PackedSequence), h0, c0 and every parameter. torch's side runs on the
 configuration's torch path (oneDNN or native on CPU, cuDNN on CUDA); the
@@ -41,7 +42,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from lstm_ref.candidates import Factory, load_factory
-from lstm_ref.compare import TensorReport, compare_tensor
+from lstm_ref.compare import TensorReport, compare_tensor, result_form, split_result, state_names
 from lstm_ref.configs import Config
 from lstm_ref.conformance import (
     FAILED,
@@ -51,6 +52,7 @@ from lstm_ref.conformance import (
     Inputs,
     Result,
     build_reference,
+    call_hx,
     cuda_no_tf32,
     cuda_skip_reason,
     make_inputs,
@@ -83,46 +85,57 @@ class _Leaves:
         else:
             self.input_leaf = source.detach().requires_grad_(True)
             self.input = self.input_leaf
-        self.h0, self.c0 = (state.detach().requires_grad_(True) for state in self.received.hx)  # type: ignore[union-attr]
-        self.received = replace(self.received, input=self.input, hx=(self.h0, self.c0))
+        # (h0, c0) for the LSTM, (h0,) for the GRU and the RNN
+        self.states = tuple(state.detach().requires_grad_(True) for state in self.received.hx)  # type: ignore[union-attr]
+        self.received = replace(self.received, input=self.input, hx=self.states)
+
+    @property
+    def hx(self) -> tuple[Tensor, ...] | Tensor:
+        """The states as torch's module of the kind takes them: (h0, c0), or the tensor h0."""
+        return call_hx(self.states)  # type: ignore[return-value]
 
     def named(self) -> list[tuple[str, Tensor]]:
-        return [("input", self.input_leaf), ("h0", self.h0), ("c0", self.c0)]
+        return [("input", self.input_leaf), *zip(("h0", "c0"), self.states)]
+
+
+def _flat(expected: tuple) -> list[Tensor]:
+    """torch's result as [output (its packed data), h_n, c_n] ([output, h_n]: GRU, RNN)."""
+    output, state = split_result(expected, state_names(expected))
+    return [output.data if isinstance(output, PackedSequence) else output, *state]  # type: ignore[union-attr]
 
 
 def loss_weights(config: Config, expected: tuple, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
     """``w_out, w_h, w_c ~ N(0, 1)``, shaped like torch's output (its packed data), h_n and c_n."""
     generator = torch.Generator().manual_seed(seed_for(config, seed) + 2)
-    output, (h_n, c_n) = expected
-    output = output.data if isinstance(output, PackedSequence) else output
     return tuple(
         torch.randn(t.shape, generator=generator, dtype=torch.float64).to(device=t.device, dtype=t.dtype)
-        for t in (output, h_n, c_n)
+        for t in _flat(expected)
     )
 
 
 def _unpack(result: object, expected: tuple) -> tuple[list[Tensor], list[TensorReport]]:
     """The candidate's (output data, h_n, c_n), or reports saying why they cannot be used."""
+    names = state_names(expected)
     try:
-        output, (h_n, c_n) = result  # type: ignore[misc]
+        output, states = split_result(result, names)
     except (TypeError, ValueError):
         got = type(result).__name__
-        return [], [TensorReport("result", False, f"expected (output, (h_n, c_n)), got {got}")]
-    out_expected, (h_expected, c_expected) = expected
+        return [], [TensorReport("result", False, f"expected {result_form(names)}, got {got}")]
+    out_expected, states_expected = split_result(expected, names)
     if isinstance(out_expected, PackedSequence):
         if not isinstance(output, PackedSequence):
             got = type(output).__name__
             return [], [TensorReport("output", False, f"expected a PackedSequence, got {got}")]
         output, out_expected = output.data, out_expected.data
     problems = []
-    pairs = (("output", output, out_expected), ("h_n", h_n, h_expected), ("c_n", c_n, c_expected))
+    pairs = (("output", output, out_expected), *zip(names, states, states_expected))
     for name, got, want in pairs:
         if not isinstance(got, Tensor):
             problems.append(TensorReport(name, False, f"expected a Tensor, got {type(got).__name__}"))
         elif got.shape != want.shape:
             shapes = f"shape {list(got.shape)}, expected {list(want.shape)}"
             problems.append(TensorReport(name, False, shapes))
-    return [output, h_n, c_n], problems
+    return [output, *states], problems
 
 
 def weighted_loss(tensors: list[Tensor], weights: tuple[Tensor, ...]) -> Tensor:
@@ -176,16 +189,15 @@ def _training_step(candidate: object, inputs: Inputs, expected: tuple, weights: 
     (torch's are the same as with every leaf requiring grad)."""
     data = inputs.laid_out()
     with torch.enable_grad(), cuda_no_tf32(config):
-        result = candidate(data.input, data.hx)
+        result = candidate(data.input, call_hx(data.hx))
         tensors, problems = _unpack(result, expected)
         if problems:
             return [replace(problem, name=f"training.{problem.name}") for problem in problems]
         loss = weighted_loss(tensors, weights)
         grads = (_gradients(loss, parameters) if loss.requires_grad and parameters
                  else dict.fromkeys(name for name, _ in parameters))  # no history: none reached
-    expected_output = expected[0].data if isinstance(expected[0], PackedSequence) else expected[0]
     reports = inputs.modified_in(data)
-    for name, actual, want in zip(("output", "h_n", "c_n"), tensors, (expected_output, *expected[1]), strict=True):
+    for name, actual, want in zip(("output", *state_names(expected)), tensors, _flat(expected), strict=True):
         reports.append(compare_tensor(f"training.{name}", actual.detach(), want, tolerance,
                                       **(_time_axis(inputs, config) if name == "output" else {})))
     for name, grad in grads.items():
@@ -220,10 +232,9 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
     inputs = make_inputs(config, seed)
     expected_leaves = _Leaves(inputs, laid_out=False)
     with torch.enable_grad(), torch_path(config.torch_path):
-        expected = reference(expected_leaves.input, (expected_leaves.h0, expected_leaves.c0))
+        expected = reference(expected_leaves.input, expected_leaves.hx)
         weights = loss_weights(config, expected, seed)
-        expected_output = expected[0].data if isinstance(expected[0], PackedSequence) else expected[0]
-        expected_flat = [expected_output, *expected[1]]
+        expected_flat = _flat(expected)
         expected_grads = _gradients(weighted_loss(expected_flat, weights),
                                     expected_leaves.named() + list(reference.named_parameters()), materialize=True)
 
@@ -232,7 +243,7 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
         candidate = factory(given)
         leaves = _Leaves(inputs)
         with torch.enable_grad(), cuda_no_tf32(config):
-            result = candidate(leaves.input, (leaves.h0, leaves.c0))
+            result = candidate(leaves.input, leaves.hx)
             tensors, problems = _unpack(result, expected)
             if problems:
                 return finish(FAILED, inputs.modified_in(leaves.received) + problems, UNUSABLE_OUTPUTS)

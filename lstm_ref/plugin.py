@@ -38,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lstm-impl", default=None, metavar="MODULE:ATTR",
                     help=f"factory of the LSTM under test (default {DEFAULT_IMPL}; 'torch' "
                          "runs torch.nn.LSTM on another code path)")
+    group.addoption("--lstm-module", default=",".join(configs.DEFAULT_MODULES), metavar="KINDS",
+                    help=f"comma-separated module kinds from {','.join(configs.MODULE_CHOICES)}, or 'all' "
+                         f"(default {','.join(configs.DEFAULT_MODULES)}); ids of other kinds start with the kind")
     group.addoption("--lstm-device", default="all", metavar="DEVICES",
                     help="comma-separated devices from cpu,cuda, or 'all' (default; cuda "
                          "configurations are skipped with a reason when no GPU is present)")
@@ -75,6 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_FACTORY] = (spec, factory)
     config.stash[_DEVICES] = parse_choices(config.getoption("--lstm-device"), configs.DEVICES, "device")
     config.stash[_DTYPES] = parse_choices(config.getoption("--lstm-dtype"), configs.DTYPES, "dtype")
+    config.stash[_MODES] = tuple(name.upper() for name in parse_choices(
+        config.getoption("--lstm-module"), configs.MODULE_CHOICES, "module"))
     timeout = config.getoption("--lstm-timeout")
     if not 0 <= timeout < float("inf"):
         raise pytest.UsageError(f"--lstm-timeout: expected a finite number of seconds >= 0, got {timeout}")
@@ -84,6 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
 _FACTORY = pytest.StashKey[tuple]()
 _DEVICES = pytest.StashKey[tuple]()
 _DTYPES = pytest.StashKey[tuple]()
+_MODES = pytest.StashKey[tuple]()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -105,6 +111,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for fixture, make_matrix in MATRICES.items():
         if fixture in metafunc.fixturenames:
             matrix = make_matrix(metafunc.config.stash[_DEVICES], metafunc.config.stash[_DTYPES])
+            if metafunc.config.stash[_MODES] != ("LSTM",):
+                matrix = configs.for_modes(matrix, metafunc.config.stash[_MODES])
             metafunc.parametrize(fixture, matrix, ids=[c.id for c in matrix])
 
 

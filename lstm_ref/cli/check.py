@@ -73,6 +73,9 @@ def run_check(args: argparse.Namespace) -> int:
     grad_matrix = []
     if args.grad:
         grad_matrix = (configs.quick_gradient_matrix if args.quick else configs.gradient_matrix)(devices, dtypes)
+    modes = tuple(name.upper() for name in choices(args.module, configs.MODULE_CHOICES, "module"))
+    if modes != ("LSTM",):
+        matrix, grad_matrix = configs.for_modes(matrix, modes), configs.for_modes(grad_matrix, modes)
     print(f"lstm-ref check: {spec} against torch.nn.LSTM {torch.__version__}; "
           f"{len(matrix)} configurations on {','.join(devices)} in {','.join(dtypes)}, seed {args.seed}"
           + (f"; gradients on {len(grad_matrix)}" if args.grad else "")
@@ -146,6 +149,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--impl", default=DEFAULT_IMPL, metavar="MODULE:ATTR",
                        help=f"factory of the LSTM under test (default {DEFAULT_IMPL}); "
                             "'torch' runs torch.nn.LSTM on another code path as a baseline")
+    check.add_argument("--module", default=",".join(configs.DEFAULT_MODULES), metavar="KINDS",
+                       help=f"the module kinds to check, a comma list from {','.join(configs.MODULE_CHOICES)} "
+                            f"or all (default {','.join(configs.DEFAULT_MODULES)}): each kind runs the whole "
+                            "matrix (no projections outside the LSTM) against torch's nn.LSTM, nn.GRU or nn.RNN; "
+                            "a factory of one kind reports the others unsupported")
     check.add_argument("--device", default="auto",
                        help="auto (cpu, plus cuda if present; default), cpu, cuda, all, or a comma list")
     check.add_argument("--dtype", default=",".join(configs.DTYPES),
