@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class ErrorStats:
     max_rel: float
     max_ulp: float                                         # in ULPs of the dtype at max(|true value|, 1)
     per_step: list[float] = field(default_factory=list)   # max abs error per time step (output only)
+    rel_l2: float = 0.0                                    # ||error||_2 / ||true values||_2 over the tensor
 
 
 @dataclass
@@ -102,14 +104,15 @@ class AccuracyReport:
         dtype = self.config.dtype
         paths = list(self.tensors[0].torch_paths)
         header = (f"{'tensor':<8}" + "".join(f"{'torch ' + path:>14}" for path in paths)
-                  + f"{'rel':>10}{'ULP':>9}   {'candidate abs':>13}{'rel':>10}{'ULP':>9}{'allowed':>11}  verdict")
+                  + f"{'rel':>10}{'rel L2':>10}{'ULP':>9}   {'candidate abs':>13}{'rel':>10}{'rel L2':>10}{'ULP':>9}"
+                  f"{'allowed':>11}  verdict")
         lines = [header, "-" * len(header)]
         for t in self.tensors:
             lines.append(
                 f"{t.name:<8}" + "".join(f"{t.torch_paths[path].max_abs:>14.3g}" for path in paths)
-                + f"{t.torch.max_rel:>10.3g}{t.torch.max_ulp:>9.3g}   "
-                f"{t.candidate.max_abs:>13.3g}{t.candidate.max_rel:>10.3g}{t.candidate.max_ulp:>9.3g}"
-                f"{t.allowed:>11.3g}  {'ok' if t.as_accurate else 'LESS ACCURATE'}"
+                + f"{t.torch.max_rel:>10.3g}{t.torch.rel_l2:>10.3g}{t.torch.max_ulp:>9.3g}   "
+                f"{t.candidate.max_abs:>13.3g}{t.candidate.max_rel:>10.3g}{t.candidate.rel_l2:>10.3g}"
+                f"{t.candidate.max_ulp:>9.3g}{t.allowed:>11.3g}  {'ok' if t.as_accurate else 'LESS ACCURATE'}"
             )
         verdict = "as accurate as torch" if self.as_accurate else "less accurate than torch"
         lines.append(
@@ -165,7 +168,9 @@ def error_against(
     non-finite value on one side only counts as an infinite error. The relative
     error is taken at each true value, so it is large where a true value is near
     zero (cancellation in the gate sums); the ULP error is counted at
-    ``max(|true value|, 1)``, the scale of LSTM gates and hidden states.
+    ``max(|true value|, 1)``, the scale of LSTM gates and hidden states; the relative L2
+    error ``||actual - truth||_2 / ||truth||_2`` is the whole tensor's (the measure users
+    often quote, e.g. float16 against float32).
     """
     actual64 = actual.detach().to("cpu", torch.float64)
     truth64 = torch.from_numpy(np.ascontiguousarray(truth))
@@ -180,7 +185,9 @@ def error_against(
     relative = error / magnitude.clamp_min(torch.finfo(dtype).tiny)
     in_ulps = error / ulp(magnitude.clamp_min(1.0), dtype)
     per_step = [] if step_dim is None else error.movedim(step_dim, 0).flatten(1).amax(1).tolist()
-    return ErrorStats(float(error.max()), float(relative.max()), float(in_ulps.max()), per_step)
+    error_norm, norm = float(error.norm()), float(truth64.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0).norm())
+    rel_l2 = error_norm / norm if norm > 0 else (0.0 if error_norm == 0 else math.inf)
+    return ErrorStats(float(error.max()), float(relative.max()), float(in_ulps.max()), per_step, rel_l2)
 
 
 def measure_accuracy(config: Config, factory: Factory | str | None = None, seed: int = 0) -> AccuracyReport:
@@ -236,17 +243,20 @@ def measure_accuracy(config: Config, factory: Factory | str | None = None, seed:
     return AccuracyReport(config, spec, tensors, time.perf_counter() - started)
 
 
-def write_csv(report: AccuracyReport, path: str | Path) -> None:
-    """Columns: step, torch_<path>_max_abs_error for each torch path, candidate_max_abs_error
-    (the output's max absolute error against the oracle, per time step)."""
-    output = report.tensor("output")
-    columns = [stats.per_step for stats in output.torch_paths.values()] + [output.candidate.per_step]
+def write_csv(reports: AccuracyReport | list[AccuracyReport], path: str | Path) -> None:
+    """Columns: dtype, step, torch_<path>_max_abs_error for each torch path, candidate_max_abs_error
+    (the output's max absolute error against the oracle, per time step), the reports one after another."""
+    reports = [reports] if isinstance(reports, AccuracyReport) else list(reports)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["step", *(f"torch_{path}_max_abs_error" for path in output.torch_paths),
+        paths = list(reports[0].tensor("output").torch_paths)
+        writer.writerow(["dtype", "step", *(f"torch_{path}_max_abs_error" for path in paths),
                          "candidate_max_abs_error"])
-        for step, errors in enumerate(zip(*columns, strict=True)):
-            writer.writerow([step, *map(repr, errors)])
+        for report in reports:
+            output = report.tensor("output")
+            columns = [output.torch_paths[path].per_step for path in paths] + [output.candidate.per_step]
+            for step, errors in enumerate(zip(*columns, strict=True)):
+                writer.writerow([report.config.dtype, step, *map(repr, errors)])
 
 
 PATH_COLORS = {"onednn": "tab:blue", "native": "tab:green", "cudnn": "tab:purple"}
@@ -272,11 +282,12 @@ def plot(reports: AccuracyReport | list[AccuracyReport], path: str | Path) -> No
         curves = [(f"torch.nn.LSTM ({torch_path})", stats, PATH_COLORS.get(torch_path, "tab:gray"))
                   for torch_path, stats in output.torch_paths.items()]
         curves.append((report.spec, output.candidate, "tab:orange"))
-        for label, stats, color in curves:
+        for number, (label, stats, color) in enumerate(curves):
             errors = np.maximum(np.asarray(stats.per_step), np.finfo(np.float64).tiny)
             axes.plot(steps, errors, color=color, linewidth=0.6, alpha=0.3)
             axes.plot(steps, _running_max(errors, window), color=color, linewidth=1.6,
-                      label=f"{label}: max {stats.max_abs:.3g}, {stats.max_ulp:.3g} ULP")
+                      linestyle="--" if number % 2 else "-",  # curves that coincide stay visible
+                      label=f"{label}: max {stats.max_abs:.3g}, {stats.max_ulp:.3g} ULP, rel L2 {stats.rel_l2:.2g}")
         axes.set_yscale("log")
         axes.set_ylabel(f"{report.config.dtype}: max |error| at t")
         axes.grid(True, which="both", alpha=0.3)

@@ -113,13 +113,25 @@ def test_float32_computed_one_precision_lower_is_less_accurate(low: torch.dtype)
     assert "LESS ACCURATE" in report.describe()
 
 
+HALF = {"lstm_ref": "lstm_ref", "lstm_ref.fast": fast_from_torch, "float32_rounded": computed_in(torch.float32)}
+
+
+@pytest.mark.parametrize("impl", HALF)
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_lstm_ref_is_as_accurate_as_torch_in_half_precision(dtype: str) -> None:
+def test_correct_and_more_accurate_lstms_are_as_accurate_as_torch_in_half_precision(dtype: str, impl: str) -> None:
+    """lstm_ref, its fast path, and a candidate computing in float32 and rounding its results."""
     config = Config(num_layers=2, bidirectional=True, initial_state=True, seq_len=20, dtype=dtype)
-    report = accuracy.measure_accuracy(config, "lstm_ref")
+    report = accuracy.measure_accuracy(config, HALF[impl])
     assert report.as_accurate, report.describe()
     epsilon = torch.finfo(config.torch_dtype).eps
     assert report.tensor("output").torch.max_abs > epsilon / 64  # the run really was in half precision
+
+
+@pytest.mark.parametrize("seq_len", [5, 20, 200])
+def test_float16_computed_as_bfloat16_is_less_accurate_at_ordinary_lengths(seq_len: int) -> None:
+    config = Config(num_layers=2, bidirectional=True, initial_state=True, seq_len=seq_len, dtype="float16")
+    report = accuracy.measure_accuracy(config, computed_in(torch.bfloat16))
+    assert not report.as_accurate, report.describe()
 
 
 def test_verdict_is_factor_times_the_worse_torch_paths_error_plus_floor() -> None:
@@ -164,13 +176,24 @@ def test_cli_writes_the_per_step_csv_and_the_plot(tmp_path, capsys) -> None:
     table, image = tmp_path / "errors.csv", tmp_path / "errors.png"
     assert run_cli("--layers", "2", "--bidirectional", "--csv", str(table), "--plot", str(image)) == 0
     rows = list(csv.reader(table.open()))
-    assert rows[0] == ["step", "torch_onednn_max_abs_error", "torch_native_max_abs_error",
+    assert rows[0] == ["dtype", "step", "torch_onednn_max_abs_error", "torch_native_max_abs_error",
                        "candidate_max_abs_error"]
-    assert [int(row[0]) for row in rows[1:]] == list(range(15))
-    assert all(0 < float(value) < 1e-5 for row in rows[1:] for value in row[1:])
+    assert [(row[0], int(row[1])) for row in rows[1:]] == [("float32", step) for step in range(15)]
+    assert all(0 < float(value) < 1e-5 for row in rows[1:] for value in row[2:])
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
     assert "is as accurate as torch" in out and "c_n" in out
+
+
+def test_cli_runs_each_dtype_of_a_list_into_one_csv(tmp_path, capsys) -> None:
+    table = tmp_path / "errors.csv"
+    assert run_cli("--dtype", "float32,bfloat16,float16", "--csv", str(table)) == 0
+    rows = list(csv.reader(table.open()))[1:]
+    assert [row[0] for row in rows] == ["float32"] * 15 + ["bfloat16"] * 15 + ["float16"] * 15
+    errors = {dtype: max(float(row[4]) for row in rows if row[0] == dtype) for dtype in ("float32", "bfloat16")}
+    assert errors["bfloat16"] > 1e3 * errors["float32"]  # each dtype really ran in its precision
+    out = capsys.readouterr().out
+    assert out.count("is as accurate as torch") == 3 and "\nbfloat16:\n" in out
 
 
 def test_cli_exits_1_for_a_less_accurate_candidate(tmp_path, monkeypatch, capsys) -> None:
@@ -185,10 +208,11 @@ def test_cli_exits_1_for_a_less_accurate_candidate(tmp_path, monkeypatch, capsys
     ("argv", "message"),
     [
         (["--seq-len", "0"], "--seq-len must be a positive integer"),
+        (["--dtype", "float32,float64"], "--dtype: unknown float64; choose from float32, float16, bfloat16 or all"),
         (["--device", "tpu"], "--device"),
         (["--impl", "no_such_module_xyz:make"], "cannot import module"),
     ],
-    ids=["zero_steps", "unknown_device", "unknown_impl"],
+    ids=["zero_steps", "float64_dtype", "unknown_device", "unknown_impl"],
 )
 def test_cli_usage_errors_exit_2(argv: list[str], message: str, tmp_path, capsys) -> None:
     assert run_cli("--csv", str(tmp_path / "e.csv"), *argv) == 2

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import torch
 
 from lstm_ref.accuracy import measure_accuracy, plot, write_csv
 from lstm_ref.candidates import DEFAULT_IMPL, load_factory
 from lstm_ref.cli.common import EXIT_FAILED, EXIT_OK, UsageError, require_extra
-from lstm_ref.configs import TORCH_PATHS, Config
+from lstm_ref.configs import TORCH_PATHS, Config, parse_choices
 from lstm_ref.tolerances import ACCURACY_FACTOR
 
 
@@ -30,8 +31,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--hidden", type=int, default=256, metavar="H", help="hidden size (default 256)")
     parser.add_argument("--layers", type=int, default=1, metavar="L", help="layers (default 1)")
     parser.add_argument("--bidirectional", action="store_true", help="a bidirectional LSTM")
-    parser.add_argument("--dtype", default="float32", choices=sorted(ACCURACY_FACTOR),
-                        help="the dtype torch and the candidate run in (default float32)")
+    parser.add_argument("--dtype", default="float32", metavar="DTYPE[,DTYPE...]",
+                        help=f"the dtypes torch and the candidate run in, one run each, comma-separated, from "
+                             f"{', '.join(ACCURACY_FACTOR)} or all (default float32)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--input-scale", type=float, default=1.0, metavar="S",
                         help="x ~ S * N(0, 1); ~30 saturates the gates (default 1)")
@@ -39,9 +41,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         help="x_t = x_0 for all t (with a large --input-scale, |c| grows ~T)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--csv", required=True, metavar="PATH",
-                        help="write step, torch_<path>_max_abs_error per torch path, candidate_max_abs_error "
-                             "per time step")
-    parser.add_argument("--plot", metavar="PATH.png", help="write a PNG plot of the same (needs matplotlib)")
+                        help="write dtype, step, torch_<path>_max_abs_error per torch path, "
+                             "candidate_max_abs_error per time step")
+    parser.add_argument("--plot", metavar="PATH.png",
+                        help="write a PNG plot of the same, a panel per dtype (needs matplotlib)")
     parser.set_defaults(run=run_accuracy)
 
 
@@ -61,8 +64,12 @@ def run_accuracy(args: argparse.Namespace) -> int:
         raise UsageError(f"--device must be cpu or cuda, got {args.device!r}")
     if device_type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: CUDA is not available (torch.cuda.is_available() is False)")
+    try:
+        dtypes = parse_choices(args.dtype, tuple(ACCURACY_FACTOR))
+    except ValueError as error:
+        raise UsageError(f"--dtype: {error}") from None
     config = Config(
-        num_layers=args.layers, bidirectional=args.bidirectional, initial_state=True, dtype=args.dtype,
+        num_layers=args.layers, bidirectional=args.bidirectional, initial_state=True, dtype=dtypes[0],
         device=args.device, torch_path=TORCH_PATHS[device_type][0], input_size=args.input_size,
         hidden_size=args.hidden, seq_len=args.seq_len, batch_size=args.batch,
         input_scale=args.input_scale, hold_input=args.hold_input, tag="accuracy",
@@ -70,23 +77,26 @@ def run_accuracy(args: argparse.Namespace) -> int:
     spec, factory = load_factory(args.impl)
     paths = " and ".join(TORCH_PATHS[device_type])
     print(f"lstm-ref accuracy: {spec} and torch.nn.LSTM {torch.__version__} ({paths}) in "
-          f"{config.dtype} against the float64 oracle; T={config.seq_len}, N={config.batch_size}, "
+          f"{', '.join(dtypes)} against the float64 oracle; T={config.seq_len}, N={config.batch_size}, "
           f"I={config.input_size}, H={config.hidden_size}, L={config.num_layers}"
           f"{', bidirectional' if config.bidirectional else ''}, seed {args.seed}")
-    try:
-        report = measure_accuracy(config, factory, args.seed)
-    except NotImplementedError as error:
-        print(f"unsupported by the candidate: {error or 'NotImplementedError'}")
-        return EXIT_FAILED
-    except Exception as error:  # the candidate's failure is a verdict, not a crash of the command
-        print(f"no verdict: {type(error).__name__}: {error}")
-        return EXIT_FAILED
-    report.spec = spec
-    print(report.describe())
-    write_csv(report, args.csv)
+    reports = []
+    for dtype in dtypes:
+        try:
+            report = measure_accuracy(replace(config, dtype=dtype), factory, args.seed)
+        except NotImplementedError as error:
+            print(f"{dtype}: unsupported by the candidate: {error or 'NotImplementedError'}")
+            return EXIT_FAILED
+        except Exception as error:  # the candidate's failure is a verdict, not a crash of the command
+            print(f"{dtype}: no verdict: {type(error).__name__}: {error}")
+            return EXIT_FAILED
+        report.spec = spec
+        print(f"\n{dtype}:\n{report.describe()}")
+        reports.append(report)
+    write_csv(reports, args.csv)
     print(f"per-step errors written to {args.csv}")
     if args.plot:
-        plot(report, args.plot)
+        plot(reports, args.plot)
         print(f"plot written to {args.plot}")
-    print(f"{report.seconds:.1f}s")
-    return EXIT_OK if report.as_accurate else EXIT_FAILED
+    print(f"{sum(report.seconds for report in reports):.1f}s")
+    return EXIT_OK if all(report.as_accurate for report in reports) else EXIT_FAILED
