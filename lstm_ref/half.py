@@ -26,8 +26,13 @@ Torch behaviours, per device type (``configs.TORCH_PATHS``):
   path, and the module and inputs converted to the autocast dtype on each path: what
   torch's oneDNN LSTM does under CPU bfloat16 autocast on a CPU with native bfloat16
   (its results bfloat16), which oneDNN refuses on a CPU without it (see
-  docs/runtimes.md). Result dtypes: all three float32 (the native path) or all three
-  the autocast dtype (oneDNN); any other combination matches no torch path and fails.
+  docs/runtimes.md).
+
+Result dtypes: a candidate's (output, h_n, c_n) must be a combination one of torch's
+behaviours returned on the same call. Under CPU autocast the native path returns all three
+in float32, but with projections output and h_n in the autocast dtype and c_n in float32;
+oneDNN (or the converted module) all three in the autocast dtype. Any other combination
+matches no torch path and fails.
 
 A configuration torch itself cannot run on its own path (it raises) is not judged:
 :data:`lstm_ref.conformance.UNTESTABLE`, "torch cannot run this configuration: ...".
@@ -71,14 +76,6 @@ def autocast_for(config: Config) -> Iterator[None]:
             yield
     else:
         yield
-
-
-def result_dtypes(config: Config) -> tuple[torch.dtype, ...]:
-    """The dtype torch's paths give output, h_n and c_n (all three alike): the module's; under
-    autocast float32 (the native path) or the autocast dtype (oneDNN where it runs)."""
-    if config.autocast:
-        return (torch.float32, getattr(torch, config.autocast))
-    return (config.torch_dtype,)
 
 
 def converted(value: object, dtype: torch.dtype) -> object:
@@ -137,6 +134,8 @@ class HalfCriterion:
     truth: dict[str, Tensor]                       # name -> float64 value, on the CPU
     torch_errors: dict[str, dict[str, float]]      # name -> {behaviour name: max abs error}
     unavailable: dict[str, str] = field(default_factory=dict)  # behaviour name -> why torch failed there
+    #: the (output, h_n, c_n) dtypes each behaviour returned: the combinations a candidate may return
+    result_combinations: set[tuple[torch.dtype, ...]] = field(default_factory=set)
     _seen_dtypes: dict[str, dict[str, torch.dtype]] = field(default_factory=dict, repr=False)
 
     @property
@@ -197,24 +196,30 @@ class HalfCriterion:
         return report
 
     def _dtype_problem(self, name: str, got: torch.dtype, expected: torch.dtype) -> str:
-        """Why ``got`` is not a dtype torch gives ``name`` ("" when it is). A forward result must be
-        one of :func:`result_dtypes` and, once output, h_n and c_n of one call are seen, one
-        combination torch returns; anything else (a gradient) must have torch's dtype."""
+        """Why ``got`` is not a dtype torch gives ``name`` ("" when it is). A forward result must
+        have a dtype one of torch's behaviours gave it and, once output, h_n and c_n of one call are
+        seen, be a combination one behaviour returned; a gradient must have torch's dtype."""
         prefix, _, base = name.rpartition(".")
         if base not in RESULT_NAMES:
             return "" if got == expected else f"dtype {got}, expected {expected}"
-        accepted = result_dtypes(self.config)
+        index = RESULT_NAMES.index(base)
+        accepted = sorted({combination[index] for combination in self.result_combinations}, key=str)
         if got not in accepted:
             return f"dtype {got}, expected {' or '.join(map(str, accepted))} (what torch returns here)"
         seen = self._seen_dtypes.setdefault(prefix, {})
         seen[base] = got
         if len(seen) == len(RESULT_NAMES):
             self._seen_dtypes.pop(prefix)
-            if len(set(seen.values())) > 1:
-                combination = ", ".join(f"{n} {str(d).removeprefix('torch.')}" for n, d in seen.items())
-                return (f"result dtypes {combination} match no torch path (each returns all three in one "
-                        f"dtype: {' or '.join(map(str, accepted))})")
+            combination = tuple(seen[n] for n in RESULT_NAMES)
+            if combination not in self.result_combinations:
+                returned = " or ".join(map(_dtype_names, sorted(self.result_combinations, key=str)))
+                return f"result dtypes {_dtype_names(combination)} match no torch path (torch returns {returned})"
         return ""
+
+
+def _dtype_names(combination: tuple[torch.dtype, ...]) -> str:
+    """``output bfloat16, h_n bfloat16, c_n float32``."""
+    return ", ".join(f"{n} {str(d).removeprefix('torch.')}" for n, d in zip(RESULT_NAMES, combination))
 
 
 def _key(name: str) -> str:
@@ -300,7 +305,7 @@ def _torch_gradients(module: nn.Module, inputs, weights: tuple[Tensor, ...]) -> 
 def _criterion(config: Config, truth: dict[str, Tensor],
                run: Callable[[Behaviour], dict[str, Tensor]]) -> HalfCriterion:
     errors: dict[str, dict[str, float]] = {name: {} for name in truth}
-    unavailable = {}
+    unavailable, combinations = {}, set()
     for behaviour in behaviours(config):
         try:
             with behaviour.context(config):
@@ -312,7 +317,8 @@ def _criterion(config: Config, truth: dict[str, Tensor],
             continue
         for name, value in _max_errors(results, truth).items():
             errors[name][behaviour.name] = value
-    return HalfCriterion(config, truth, errors, unavailable)
+        combinations.add(tuple(results[name].dtype for name in RESULT_NAMES))
+    return HalfCriterion(config, truth, errors, unavailable, combinations)
 
 
 def torch_cannot_run(error: BaseException) -> str:
