@@ -23,7 +23,7 @@ import torch
 
 from lstm_ref import configs
 from lstm_ref.candidates import DEFAULT_IMPL, CandidateError, load_factory
-from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, SKIPPED, UNSUPPORTED, Result
+from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, SKIPPED, UNSUPPORTED, UNTESTABLE, Result
 from lstm_ref.expectations import PatternFileError, matching, read_patterns
 from lstm_ref.runner import Runner
 
@@ -31,6 +31,7 @@ UNSUPPORTED_PREFIX = "unsupported by the candidate"
 SKIP_FILE_PREFIX = "listed in the skip file"
 XFAIL_FILE_PREFIX = "listed in the xfail file"
 NO_DEVICE_PREFIX = "device unavailable"
+TORCH_CANNOT_RUN_PREFIX = "torch cannot run this configuration"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,7 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="comma-separated devices from cpu,cuda, or 'all' (default; cuda "
                          "configurations are skipped with a reason when no GPU is present)")
     group.addoption("--lstm-dtype", default=",".join(configs.DTYPES), metavar="DTYPES",
-                    help=f"comma-separated dtypes (default {','.join(configs.DTYPES)})")
+                    help=f"comma-separated dtypes from {','.join(configs.ALL_DTYPES)} (default "
+                         f"{','.join(configs.DTYPES)}; bfloat16 and float16 run the half-precision "
+                         "selection, autocast included)")
     group.addoption("--lstm-seed", type=int, default=0, help="base seed (default 0)")
     group.addoption("--lstm-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                     help=f"fail a configuration whose candidate takes longer than SECONDS "
@@ -77,7 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     config.stash[_FACTORY] = (spec, factory)
     config.stash[_DEVICES] = parse_choices(config.getoption("--lstm-device"), configs.DEVICES, "device")
-    config.stash[_DTYPES] = parse_choices(config.getoption("--lstm-dtype"), configs.DTYPES, "dtype")
+    config.stash[_DTYPES] = parse_choices(config.getoption("--lstm-dtype"), configs.ALL_DTYPES, "dtype")
     config.stash[_MODES] = tuple(name.upper() for name in parse_choices(
         config.getoption("--lstm-module"), configs.MODULE_CHOICES, "module"))
     timeout = config.getoption("--lstm-timeout")
@@ -149,6 +152,8 @@ def settle(result: Result) -> None:
     """Turn a conformance Result into a pytest outcome: skip (with reason) or assert."""
     if result.status == UNSUPPORTED:
         pytest.skip(f"{UNSUPPORTED_PREFIX}: {result.message}")
+    if result.status == UNTESTABLE:  # its message starts with TORCH_CANNOT_RUN_PREFIX
+        pytest.skip(result.message)
     if result.status == SKIPPED:
         pytest.skip(f"{NO_DEVICE_PREFIX}: {result.message}")
     assert result.status != FAILED, result.describe()
@@ -202,7 +207,7 @@ class SkipCounter:
             return
         if report.skipped and isinstance(report.longrepr, tuple):
             reason = report.longrepr[2].removeprefix("Skipped: ")
-            for prefix in (UNSUPPORTED_PREFIX, SKIP_FILE_PREFIX, NO_DEVICE_PREFIX):
+            for prefix in (UNSUPPORTED_PREFIX, SKIP_FILE_PREFIX, NO_DEVICE_PREFIX, TORCH_CANNOT_RUN_PREFIX):
                 if reason.startswith(prefix):
                     self.counts[prefix] += 1
 

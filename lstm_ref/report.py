@@ -17,15 +17,16 @@ from pathlib import Path
 import torch
 
 from lstm_ref.configs import AXES
-from lstm_ref.conformance import FAILED, PASSED, SKIPPED, UNSUPPORTED, XFAILED, XPASSED, Result
+from lstm_ref.conformance import FAILED, PASSED, SKIPPED, UNSUPPORTED, UNTESTABLE, XFAILED, XPASSED, Result
 from lstm_ref.gradients import PARAMETERS_UNREACHED
 
 REPORT_VERSION = 2
-STATUSES = (PASSED, FAILED, UNSUPPORTED, SKIPPED, XFAILED, XPASSED)
+#: untestable: torch itself cannot run the configuration (lstm_ref.half); it fails no candidate.
+STATUSES = (PASSED, FAILED, UNSUPPORTED, SKIPPED, XFAILED, XPASSED, UNTESTABLE)
 #: Statuses shown in the table and the summary line even when no configuration has them.
 ALWAYS_SHOWN = (PASSED, FAILED, UNSUPPORTED, SKIPPED)
-#: The grouping keys of the table: the matrix axes, the torch path, the special case.
-GROUP_KEYS = (*AXES, "torch_path", "tag")
+#: The grouping keys of the table: the module kind, the matrix axes, the torch path, the special case.
+GROUP_KEYS = ("mode", *AXES, "autocast", "torch_path", "tag")
 
 
 def counts(results: list[Result]) -> Counter:
@@ -47,6 +48,8 @@ def summary_line(results: list[Result], seconds: float) -> str:
     unreached = unsupported_parameter_gradients(results)
     if unreached:
         line += f" ({unreached} of them unsupported for parameter gradients)"
+    if tally[UNTESTABLE]:
+        line += f" ({tally[UNTESTABLE]} untestable: torch cannot run them)"
     return line + f" in {seconds:.1f}s"
 
 

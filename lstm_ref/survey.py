@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from lstm_ref import configs
-from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, PASSED, SKIPPED, UNSUPPORTED, Result
+from lstm_ref.conformance import DEFAULT_TIMEOUT, FAILED, PASSED, SKIPPED, UNSUPPORTED, UNTESTABLE, Result
 from lstm_ref.report import GROUP_KEYS
 from lstm_ref.runner import Runner
 
@@ -75,12 +75,12 @@ def missing_packages(runtime: str) -> list[str]:
 def matrices(quick: bool, devices: Sequence[str] = ("cpu",), dtypes: Sequence[str] = configs.DTYPES,
              ) -> tuple[list[configs.Config], list[configs.Config]]:
     """The forward and gradient configurations of a survey: the default (or quick) matrices,
-    each device's first torch path only."""
+    each device's first torch path only (autocast rows: every path, as torch's paths differ there)."""
     forward = (configs.quick_matrix if quick else configs.default_matrix)(devices, dtypes)
     gradients = (configs.quick_gradient_matrix if quick else configs.gradient_matrix)(devices, dtypes)
 
     def first_path(matrix: list[configs.Config]) -> list[configs.Config]:
-        return [c for c in matrix if c.torch_path == configs.TORCH_PATHS[c.device_type][0]]
+        return [c for c in matrix if c.autocast or c.torch_path == configs.TORCH_PATHS[c.device_type][0]]
 
     return first_path(forward), first_path(gradients)
 
@@ -206,7 +206,8 @@ class Cell:
         return counts + worst + flag
 
     def as_dict(self) -> dict:
-        return {**{s: self.tally[s] for s in (PASSED, FAILED, UNSUPPORTED, SKIPPED)}, "worst_ratio": self.worst}
+        return {**{s: self.tally[s] for s in (PASSED, FAILED, UNSUPPORTED, SKIPPED, UNTESTABLE)},
+                "worst_ratio": self.worst}
 
 
 def table(survey: Survey, check: str) -> dict[tuple[str, str], dict[str, Cell]]:

@@ -68,7 +68,7 @@ def run_check(args: argparse.Namespace) -> int:
         raise UsageError(f"--json: directory {Path(args.json).absolute().parent} does not exist")
     known_failures = read_patterns(args.xfails, "--xfails") if args.xfails else []
     devices = devices_for(args.device)
-    dtypes = choices(args.dtype, configs.DTYPES, "dtype")
+    dtypes = choices(args.dtype, configs.ALL_DTYPES, "dtype")
     matrix = (configs.quick_matrix if args.quick else configs.default_matrix)(devices, dtypes)
     grad_matrix = []
     if args.grad:
@@ -157,7 +157,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--device", default="auto",
                        help="auto (cpu, plus cuda if present; default), cpu, cuda, all, or a comma list")
     check.add_argument("--dtype", default=",".join(configs.DTYPES),
-                       help=f"comma list from {', '.join(configs.DTYPES)}, or all (default: all)")
+                       help=f"comma list from {', '.join(configs.ALL_DTYPES)}, or all (default: "
+                            f"{','.join(configs.DTYPES)}); bfloat16 and float16 run the half-precision "
+                            "selection (configs.half_matrix: the module in that dtype, and the float32 "
+                            "module under torch.autocast to it), judged against float64")
     check.add_argument("--quick", action="store_true",
                        help="a small subset: every axis value and torch path at least once, and the special "
                             f"cases {', '.join(configs.QUICK_SPECIAL_CASES)}")

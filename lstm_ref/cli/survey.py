@@ -29,7 +29,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         help=f"comma list from {', '.join(survey.RUNTIMES)}, or all (default)")
     parser.add_argument("--quick", action="store_true", help="the quick matrices (every axis value at least once)")
     parser.add_argument("--dtype", default=",".join(configs.DTYPES),
-                        help=f"comma list from {', '.join(configs.DTYPES)}, or all (default: all)")
+                        help=f"comma list from {', '.join(configs.ALL_DTYPES)}, or all (default: "
+                             f"{','.join(configs.DTYPES)}; bfloat16, float16: the half-precision selection)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"fail a configuration that takes longer than SECONDS (default {DEFAULT_TIMEOUT:g}; "
@@ -46,7 +47,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def run_survey(args: argparse.Namespace) -> int:
     names = choices(args.runtimes, tuple(survey.RUNTIMES), "runtimes")
-    dtypes = choices(args.dtype, configs.DTYPES, "dtype")
+    dtypes = choices(args.dtype, configs.ALL_DTYPES, "dtype")
     for path in (args.markdown, args.json):
         if not Path(path).absolute().parent.is_dir():  # say so before a long run
             raise UsageError(f"directory {Path(path).absolute().parent} does not exist")
