@@ -264,6 +264,12 @@ def torch_path(path: str) -> Iterator[None]:
         raise ValueError(f"unknown torch path {path!r}")
 
 
+def replay_seed(config: Config, seed: int = 0) -> int:
+    """The seed torch's generator is set to for a call on ``config`` with base ``seed``
+    (:func:`dropout_replay`): the same for torch's call and the candidate's."""
+    return seed_for(config, seed) + 3
+
+
 @contextlib.contextmanager
 def dropout_replay(config: Config, seed: int) -> Iterator[None]:
     """Where ``config.dropout_replayed`` (training-mode dropout, 0 < p < 1): torch's default
@@ -483,7 +489,8 @@ def check_forward(
     inputs = make_inputs(config, seed)
     reference_inputs = inputs.clone()
     try:
-        with torch.no_grad(), torch_path(config.torch_path), autocast_for(config):
+        with torch.no_grad(), torch_path(config.torch_path), autocast_for(config), \
+                dropout_replay(config, replay_seed(config, seed)):
             expected = reference(reference_inputs.input, call_hx(reference_inputs.hx))
     except RuntimeError as error:  # torch refuses it: nothing to judge the candidate against
         return Result(config, UNTESTABLE, message=torch_cannot_run(error), seconds=time.perf_counter() - started)
@@ -491,22 +498,21 @@ def check_forward(
         (inputs.batch_part(index, config), batch_part_of_result(expected, index, config))
         for index in batch_halves(config)]
     # A second call of the same shape while the first call's results are held: the negated input,
-    # and where the configuration passes states, the state the first call returned as hx (streaming).
-    # The batch-split pair is two calls already.
+    # where the configuration passes states the state the first call returned as hx (streaming), and
+    # an nn.Module candidate's parameters stepped in place (WEIGHT_STEP). The batch-split pair is two
+    # calls already.
     stream_input = None if config.batch_split else inputs.negated()
-    if stream_input is not None:
-        with torch.no_grad(), torch_path(config.torch_path), autocast_for(config):
-            stream_expected = reference(stream_input.clone().input, expected[1] if config.initial_state else None)
 
     given = copy.deepcopy(reference)
 
-    def run_candidate() -> tuple[list[tuple[Inputs, object]], list, tuple | None]:  # no_grad is per thread
+    def run_candidate() -> tuple[list[tuple[Inputs, object]], list, tuple | None, bool]:  # no_grad is per thread
         candidate = factory(given)
-        calls, returned, stream = [], [], None
+        calls, returned, stream, stepped = [], [], None, False
         with torch.no_grad(), cuda_no_tf32(config), autocast_for(config):
             for part, _ in parts:
                 received = part.laid_out()
-                result = candidate(received.input, call_hx(received.hx))
+                with dropout_replay(config, replay_seed(config, seed)):
+                    result = candidate(received.input, call_hx(received.hx))
                 calls.append((received, snapshot(result)))  # the values as returned, compared below
                 returned.append(result)                     # held by the caller through the next calls
             if stream_input is not None:
@@ -514,16 +520,21 @@ def check_forward(
                 state = None
                 if config.initial_state and isinstance(returned[0], (tuple, list)) and len(returned[0]) == 2:
                     state = returned[0][1]
+                # (a half-precision row's float64 truth follows the first call's weights: not stepped)
+                parameters = None if judged_against_float64(config) else own_parameters(candidate, given)
+                stepped = parameters is not None
                 try:
-                    stream = (received, candidate(received.input, state))
+                    with scaled_in_place(parameters or [], WEIGHT_STEP), \
+                            dropout_replay(config, replay_seed(config, seed + 1)):
+                        stream = (received, candidate(received.input, state))
                 except NotImplementedError as error:
                     raise NotImplementedError(f"a second call of the same shape: {error}") from error
                 except Exception as error:  # reported as a failed tensor, with the first call's verdict
                     stream = (received, error)
-        return calls, returned, stream
+        return calls, returned, stream, stepped
 
     try:
-        calls, returned, stream = call_with_timeout(run_candidate, timeout)
+        calls, returned, stream, stepped = call_with_timeout(run_candidate, timeout)
     except CandidateTimeout as error:
         return Result(config, FAILED, message=f"candidate {error} (the per-configuration limit)",
                       seconds=time.perf_counter() - started)
@@ -545,6 +556,13 @@ def check_forward(
         suffix = f" [sequences {part.batch_index}]" if config.batch_split else ""
         reports += changed_since_returned(as_returned, held, suffix)
     if stream is not None:
+        stepped_reference = copy.deepcopy(reference) if stepped else reference
+        with torch.no_grad(), torch_path(config.torch_path), autocast_for(config), \
+                dropout_replay(config, replay_seed(config, seed + 1)):
+            for parameter in stepped_reference.parameters() if stepped else ():
+                parameter.mul_(WEIGHT_STEP)
+            stream_expected = stepped_reference(stream_input.clone().input,
+                                                expected[1] if config.initial_state else None)
         received, actual = stream
         modified += stream_input.modified_in(received)
         if isinstance(actual, Exception):
@@ -560,6 +578,42 @@ def check_forward(
     status = PASSED if all(r.passed for r in reports + modified) else FAILED
     message = modified[0].problem if modified else ""
     return Result(config, status, modified + reports, message, seconds=time.perf_counter() - started)
+
+
+#: Before the second call an ``nn.Module`` candidate's own parameters of torch's names are scaled
+#: by this in place, as an optimizer step changes them (and restored after it, exactly: a power of
+#: two): a kernel that packed or cached its weights at its first call computes with stale ones.
+WEIGHT_STEP = 0.5
+
+
+def own_parameters(candidate: object, given: nn.Module) -> list[Tensor] | None:
+    """An ``nn.Module`` candidate's own parameters of torch's names (``weight_ih_l0``, ... or a
+    unique ``*.weight_ih_l0`` of a wrapper), in ``given``'s order; None unless it has all of them
+    (its weights are then what an optimizer would step)."""
+    if not isinstance(candidate, nn.Module):
+        return None
+    own = dict(candidate.named_parameters())
+    found = []
+    for name, _ in given.named_parameters():
+        match = [own[name]] if name in own else [p for n, p in own.items() if n.endswith("." + name)]
+        if len(match) != 1:
+            return None
+        found.append(match[0])
+    return found
+
+
+@contextlib.contextmanager
+def scaled_in_place(parameters: list[Tensor], factor: float) -> Iterator[None]:
+    """``parameters`` multiplied by ``factor`` in place for the duration (by 1/factor after it)."""
+    with torch.no_grad():
+        for parameter in parameters:
+            parameter.mul_(factor)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for parameter in parameters:
+                parameter.mul_(1.0 / factor)
 
 
 def snapshot(result: object) -> object:

@@ -653,6 +653,23 @@ def input_projection_cached_by_shape(module: nn.LSTM) -> Callable:
     return _with_cell(cell)(module)
 
 
+class _PackedAtFirstCall(LSTM):
+    """A module that packs its weights into its kernel's layout at its first call and computes
+    with that pack ever after: an optimizer step on its parameters never reaches the kernel."""
+
+    def _layer_weights(self):
+        if not hasattr(self, "_pack"):
+            self._pack = [[DirectionWeights(*(None if t is None else t.detach().clone() for t in (
+                weights.weight_ih, weights.weight_hh, weights.bias_ih, weights.bias_hh, weights.weight_hr)))
+                for weights in directions] for directions in super()._layer_weights()]
+        return self._pack
+
+
+def weights_packed_at_first_call(module: nn.LSTM) -> LSTM:
+    """Weights packed into the kernel's layout at the first call and reused: an optimizer step never reaches them."""
+    return _PackedAtFirstCall.from_torch(module)
+
+
 def states_share_a_buffer_read_as_contiguous(module: nn.LSTM) -> Callable:
     """h_n and c_n returned as two halves of one (L*D, N, H_out + H) buffer (non-contiguous views),
     and hx read through a raw pointer as if contiguous: feeding the returned state back breaks."""
@@ -769,4 +786,5 @@ MUTANTS: list[Mutant] = [
     Mutant("results_in_reused_buffer", results_in_reused_buffer, BASE),
     Mutant("input_projection_cached_by_shape", input_projection_cached_by_shape, BASE),
     Mutant("states_share_a_buffer_read_as_contiguous", states_share_a_buffer_read_as_contiguous, H0, BASE),
+    Mutant("weights_packed_at_first_call", weights_packed_at_first_call, BASE),
 ]
