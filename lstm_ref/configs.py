@@ -2,7 +2,7 @@
 
 Tests (through the pytest plugin), ``lstm-ref check`` and the benchmarks all
 take their configurations from here. A configuration's ``id`` reads like the
-configuration, e.g. ``L2-bidir-batch_first-nobias-proj3-packed-h0-float32-cpu-onednn``,
+configuration, e.g. ``L2-bidir-batch_first-nobias-proj3-packed-h0-float32-cpu-native``,
 so ``pytest -k`` selects on it.
 """
 
