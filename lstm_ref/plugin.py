@@ -54,9 +54,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"fail a configuration whose candidate takes longer than SECONDS "
                          f"(default {DEFAULT_TIMEOUT:g}; 0: no limit)")
     group.addoption("--lstm-skips", default=None, metavar="FILE",
-                    help="file of test-id patterns (fnmatch, one a line, # comments) to skip")
+                    help="file of fnmatch patterns matched anywhere in the test id (one a line, "
+                         "# comments): those tests are skipped")
     group.addoption("--lstm-xfails", default=None, metavar="FILE",
-                    help="file of test-id patterns expected to fail (strict: one that passes fails the run)")
+                    help="file of fnmatch patterns matched anywhere in the test id, expected to fail "
+                         "(strict: one that passes fails the run)")
     group.addoption("--lstm-memory-limit", type=float, default=None, metavar="GIB",
                     help="memory the candidate may allocate in its worker process, in GiB, above what the "
                          "worker holds once torch is imported (RLIMIT_DATA)")

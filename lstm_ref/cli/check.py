@@ -176,8 +176,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        help=f"fail a configuration that takes longer than SECONDS, killing its worker "
                             f"(default {DEFAULT_TIMEOUT:g}; 0: no limit)")
     check.add_argument("--xfails", metavar="FILE",
-                       help="configuration-id patterns (one a line, # comments) expected to fail: reported "
-                            "as xfailed; one that passes is xpassed and fails the run")
+                       help="fnmatch patterns matched anywhere in the configuration id (one a line, # "
+                            "comments) expected to fail: reported as xfailed; one that passes is xpassed "
+                            "and fails the run")
     check.add_argument("--threads", type=positive_int, default=1, metavar="N",
                        help="torch intra-op threads for both sides (default 1: the matrix's sizes are too "
                             "small to gain from more, and extra threads spin on a busy machine)")
