@@ -6,14 +6,20 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import lstm_ref
-from lstm_ref import fast
+from lstm_ref import fast, oracle
+from lstm_ref.accuracy import oracle_arguments, padded
+from lstm_ref.compare import compare_tensor
+from lstm_ref.configs import MODES, REALISTIC, Config, for_modes, quick_matrix
+from lstm_ref.conformance import build_reference, call_hx, make_inputs
 from lstm_ref.mogrifier import from_torch_rounds0
+from lstm_ref.tolerances import tolerance_for
 
 #: (name, lib -> module) for each kind and construction
 CONSTRUCTIONS: list[tuple[str, Callable]] = [
@@ -242,3 +248,34 @@ def test_cell_bad_input_fails_like_torch(cell: str, row: tuple) -> None:
     theirs = _raised(lambda: call(CELLS[cell](nn)))
     ours = _raised(lambda: call(CELLS[cell](lstm_ref)))
     _assert_fails_like_torch(theirs, ours, names, accident)
+
+
+#: Each kind's float64 quick matrix, less the realistic-size tier and T=200 (seconds each in NumPy).
+ORACLE_SAMPLE = [c for c in for_modes(quick_matrix(("cpu",), ("float64",)), MODES[1:])
+                 if not c.train and not c.tag.startswith(REALISTIC) and c.seq_len <= 50]
+
+
+@pytest.mark.parametrize("config", ORACLE_SAMPLE, ids=lambda config: config.id)
+def test_oracle_lstm_ref_and_torch_agree_in_float64(config: Config) -> None:
+    """The NumPy oracle (nothing shared with lstm_ref.functional), lstm_ref and torch, three ways."""
+    module = build_reference(config)
+    inputs = make_inputs(config)
+    with torch.no_grad():
+        output, h_n = module(inputs.clone().input, call_hx(inputs.clone().hx))
+        ours, our_h = lstm_ref.from_torch(module)(inputs.clone().input, call_hx(inputs.clone().hx))
+    x, hx, lengths = oracle_arguments(inputs, config)
+    truth, true_h = oracle.from_torch(module)(x, None if hx is None else hx[0], lengths)
+    tolerance = tolerance_for("float64", "cpu").over(config.seq_len)
+    reports = [compare_tensor(f"{name} {who}", got, torch.from_numpy(np.ascontiguousarray(want)), tolerance)
+               for who, out, h in (("torch", output, h_n), ("lstm_ref", ours, our_h))
+               for name, got, want in (("output", padded(out, config), truth), ("h_n", h, true_h))]
+    assert all(r.passed for r in reports), "\n".join(r.describe() for r in reports if not r.passed)
+
+
+def test_oracle_kinds_refuse_each_other() -> None:
+    with pytest.raises(TypeError, match="expects a torch.nn.LSTM, got GRU"):
+        oracle.LSTM.from_torch(nn.GRU(4, 6))
+    with pytest.raises(TypeError, match="expects a torch.nn.GRU, got RNN"):
+        oracle.GRU.from_torch(nn.RNN(4, 6))
+    with pytest.raises(TypeError, match="hx must be the array h0"):
+        oracle.from_torch(nn.GRU(4, 6))(np.zeros((5, 3, 4)), (np.zeros((1, 3, 6)), np.zeros((1, 3, 6))))
