@@ -10,14 +10,14 @@ element; each produced tensor is compared with the exact answer instead:
                     every half and float32 value is a float64 value), run by torch in float64
     torch's error   max |torch - truth| over the tensor, on every torch behaviour of the
                     configuration (below), the worst of them
-    passes when     max |candidate - truth| <= HALF_FACTOR * torch's error + HALF_FLOOR * scale
+    passes when     max |candidate - truth| <= HALF_FACTOR * torch's error + floor * scale
 
-with ``scale = max(1, max |truth|)`` and the numbers from :mod:`lstm_ref.tolerances`
-(the half-precision block, with the measurements behind them). A candidate that is more
-accurate than torch passes; one that computes at a lower precision than it was given
-fails. The report's ``tolerance_ratio`` is the candidate's max error over the allowed
-error (> 1 fails) and its ``max_ulp`` counts ULPs of the computing dtype at
-``max(|truth|, 1)``.
+with ``scale = max(1, max |truth|)``, ``floor`` HALF_FLOOR (HALF_GRADIENT_FLOOR for a
+gradient) and the numbers from :mod:`lstm_ref.tolerances` (the half-precision block, with
+the measurements behind them). A candidate that is more accurate than torch passes; one
+that computes at a lower precision than it was given fails. The report's
+``tolerance_ratio`` is the candidate's max error over the allowed error (> 1 fails) and its
+``max_ulp`` counts ULPs of the computing dtype at ``max(|truth|, 1)``.
 
 Torch behaviours, per device type (``configs.TORCH_PATHS``):
 
@@ -52,7 +52,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from lstm_ref.compare import TensorReport, ulp
 from lstm_ref.configs import HALF_DTYPES, TORCH_PATHS, Config
-from lstm_ref.tolerances import HALF_FACTOR, HALF_FLOOR
+from lstm_ref.tolerances import HALF_FACTOR, HALF_FLOOR, HALF_GRADIENT_FLOOR
 
 #: The names of the three results of a forward call, in order.
 RESULT_NAMES = ("output", "h_n", "c_n")
@@ -153,7 +153,8 @@ class HalfCriterion:
         dtype_name = str(self.dtype).removeprefix("torch.")
         truth = self.truth[_key(name)]
         scale = max(1.0, float(truth.abs().nan_to_num(nan=0.0, posinf=0.0).max())) if truth.numel() else 1.0
-        return HALF_FACTOR[dtype_name] * self.torch_error(name)[0] + HALF_FLOOR[dtype_name] * scale
+        floor = (HALF_GRADIENT_FLOOR if _key(name).startswith("grad.") else HALF_FLOOR)[dtype_name]
+        return HALF_FACTOR[dtype_name] * self.torch_error(name)[0] + floor * scale
 
     def compare_tensor(self, name: str, actual: object, expected: Tensor, time_dim: int | None = None,
                        batch_sizes: Tensor | None = None) -> TensorReport:
@@ -187,8 +188,9 @@ class HalfCriterion:
         worst = int(error.flatten().argmax())
         report.worst_index = tuple(int(i) for i in np.unravel_index(worst, tuple(truth.shape)))
         dtype_name = str(self.dtype).removeprefix("torch.")
+        floor = (allowed - HALF_FACTOR[dtype_name] * torch_error)
         report.note = (f"against float64: allowed {allowed:.3g} = {HALF_FACTOR[dtype_name]:g} x torch's "
-                       f"{torch_error:.3g} ({behaviour}) + {HALF_FLOOR[dtype_name]:.3g} x max(1, |truth|)")
+                       f"{torch_error:.3g} ({behaviour}) + floor {floor:.3g}")
         if batch_sizes is not None:
             report.per_step = [float(step.max()) for step in error.split(batch_sizes.tolist())]
         elif time_dim is not None:
