@@ -203,7 +203,8 @@ class Cell:
         counts = f"{self.tally[PASSED]}/{self.tally[FAILED]}/{self.tally[UNSUPPORTED]}"
         worst = f" · {self.worst:.2g}" if self.tally[PASSED] or self.tally[FAILED] else ""
         flag = " **✗**" if self.tally[FAILED] else ""
-        return counts + worst + flag
+        untestable = f" + {self.tally[UNTESTABLE]} untestable" if self.tally[UNTESTABLE] else ""
+        return counts + untestable + worst + flag
 
     def as_dict(self) -> dict:
         return {**{s: self.tally[s] for s in (PASSED, FAILED, UNSUPPORTED, SKIPPED, UNTESTABLE)},
@@ -260,8 +261,8 @@ def markdown(survey: Survey) -> str:
     if survey.interrupted:
         ran = sum(len(results) for results in survey.results.values())
         lines += [f"**Interrupted**: {ran} of {survey.planned} checks ran.", ""]
-    lines += ["Cells: passed/failed/unsupported · worst error as a multiple of the tolerance "
-             "(**✗**: failures).", ""]
+    lines += ["Cells: passed/failed/unsupported (+ untestable: torch cannot run them) · worst error as a "
+              "multiple of the tolerance (**✗**: failures).", ""]
     for check in CHECKS:
         rows = table(survey, check)
         if not rows:
