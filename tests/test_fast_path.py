@@ -28,11 +28,12 @@ def test_fast_path_passes_the_default_matrix(dtype, num_layers):
 
 
 def test_the_chunks_reach_every_cpu_axis_value_torch_path_and_special_case():
-    """The chunks run all of MATRIX; MATRIX must hold every value of every axis but the device,
-    both CPU torch paths and every special case, so none of them goes untested on the fast path."""
+    """The chunks run all of MATRIX; MATRIX must hold every value of every axis but the device
+    (special cases add others), both CPU torch paths and every special case, so none of them goes
+    untested on the fast path."""
     for axis, values in configs.AXES.items():
         if axis != "device":
-            assert {getattr(c, axis) for c in MATRIX} == set(values), axis
+            assert set(values) <= {getattr(c, axis) for c in MATRIX}, axis
     assert {c.torch_path for c in MATRIX} == set(configs.TORCH_PATHS["cpu"])
     assert {c.tag for c in MATRIX if c.tag} == {c.tag for c in configs.special_cases()}
 
