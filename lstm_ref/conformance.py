@@ -264,6 +264,13 @@ def torch_path(path: str) -> Iterator[None]:
         raise ValueError(f"unknown torch path {path!r}")
 
 
+#: The attribute by which a candidate (the callable its factory returns) says that it draws its
+#: training-mode dropout masks other than torch does (the replay protocol of docs/dropout.md): a
+#: string, the reason. Configurations with such dropout are then unsupported, never passed.
+OWN_DROPOUT_MASKS = "draws_own_dropout_masks"
+DROPOUT_NOT_REPLAYED = "dropout masks drawn other than torch draws them, so not judged by replay"
+
+
 def replay_seed(config: Config, seed: int = 0) -> int:
     """The seed torch's generator is set to for a call on ``config`` with base ``seed``
     (:func:`dropout_replay`): the same for torch's call and the candidate's."""
@@ -507,6 +514,9 @@ def check_forward(
 
     def run_candidate() -> tuple[list[tuple[Inputs, object]], list, tuple | None, bool]:  # no_grad is per thread
         candidate = factory(given)
+        own_masks = config.dropout_replayed and getattr(candidate, OWN_DROPOUT_MASKS, None)
+        if own_masks:
+            raise NotImplementedError(f"{DROPOUT_NOT_REPLAYED}: {own_masks}")
         calls, returned, stream, stepped = [], [], None, False
         with torch.no_grad(), cuda_no_tf32(config), autocast_for(config):
             for part, _ in parts:
