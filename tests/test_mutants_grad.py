@@ -181,15 +181,6 @@ def test_dropout_drawn_as_torch_draws_it_is_replayed(impl, config):
     assert result.status == PASSED, result.describe()
 
 
-def saying_it_draws_its_own_masks(factory):
-    """``factory``'s candidate, with the attribute that says its dropout masks are its own."""
-    def said(module):
-        call = factory(module)
-        call.draws_own_dropout_masks = "masks from cuRAND, one per step"
-        return call
-    return said
-
-
 def test_candidate_that_says_it_draws_its_own_masks_is_unsupported_never_passed():
     config = training_loop_case("dropout0.3_train")  # three layers: no check without replay
     result = check_gradients(config, saying_it_draws_its_own_masks(dropout_right))
@@ -220,6 +211,25 @@ def test_own_masks_are_checked_without_replay(name, failing):
     if name == "dropout_backward_unmasked":
         assert all(t.passed for t in result.tensors if t.name in ("dropout.output", "dropout.h_n", "dropout.c_n"))
     assert {"dropout.output", "dropout.grad.input", "dropout.kept_fraction"} <= {t.name for t in result.tensors}
+
+
+def saying_it_draws_its_own_masks(factory):
+    """``factory``'s candidate, with the attribute that says its dropout masks are its own."""
+    def said(module):
+        call = factory(module)
+        call.draws_own_dropout_masks = "masks from cuRAND, one per step"
+        return call
+    return said
+
+
+@pytest.mark.parametrize("impl, status", [("torch", PASSED), ("lstm_ref", PASSED), ("lstm_ref.fast:from_torch", PASSED),
+                                          (TRAINING_LOOP_MUTANTS["dropout_own_generator"][0], FAILED),
+                                          (saying_it_draws_its_own_masks(dropout_right), UNSUPPORTED)],
+                         ids=["torch", "lstm_ref", "lstm_ref.fast", "dropout_own_generator", "own_masks_declared"])
+def test_forward_check_replays_dropout_too(impl, status):
+    """check_forward replays the masks of both its calls (the second one's from another seed)."""
+    result = check_forward(training_loop_case("dropout0.3_train"), impl)
+    assert result.status == status, result.describe()
 
 
 def test_dropout_replay_leaves_the_generator_as_it_was():
