@@ -42,6 +42,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from lstm_ref.functional import DirectionWeights, lstm_layers, premul_cell, run_direction_premul
 from lstm_ref.interface import FlatCall, State, flatten_call, layer_weights
+from lstm_ref.torch_compat import autocast_enabled
 
 
 def reorder_gates(weight: Tensor) -> Tensor:
@@ -159,7 +160,7 @@ class FastLSTM:
     ) -> tuple[Tensor | PackedSequence, State]:
         call = flatten_call(self.module, input, hx)
         m = self.module
-        if (torch.is_grad_enabled() and _requires_grad(call, m)) or torch.is_autocast_enabled(call.data.device.type):
+        if (torch.is_grad_enabled() and _requires_grad(call, m)) or autocast_enabled(call.data.device.type):
             outputs, h_n, c_n = lstm_layers(call.steps(), call.h0, call.c0, layer_weights(m), m.dropout,
                                             m.training, cell=premul_cell, direction_loop=run_direction_premul)
             return call.unflatten(torch.cat(outputs), h_n, c_n)  # outputs[t]: (B_t, D*H_out)
