@@ -67,8 +67,8 @@ def test_fastrnns_training_dropout_draws_torchs_masks():
     """StackedLSTMWithDropout's nn.Dropout(0.4) on each layer's (T, N, H) output draws the masks
     torch's LSTM draws (the harness replays torch's generator): at p = 0.4 it conforms."""
     config = Config(num_layers=3, dropout=0.4, train=True, initial_state=True, tag="dropout0.4_train")
-    result = check_gradients(config, FASTRNNS)
-    assert result.status == "passed", result.describe()
+    for result in check_forward(config, FASTRNNS), check_gradients(config, FASTRNNS):
+        assert result.status == "passed", result.describe()
 
 
 @needs_fastrnns
