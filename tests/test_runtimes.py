@@ -7,6 +7,7 @@ with an install hint in the harness. Exports take seconds: the configurations ar
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import pytest
@@ -25,6 +26,21 @@ BATCH_FIRST = Config(batch_first=True, initial_state=True)
 PROJECTION = Config(proj_size=3, initial_state=True)
 FLOAT64 = Config(dtype="float64")
 TRAINING_DROPOUT = Config(num_layers=2, dropout=1.0, train=True, initial_state=True, tag="dropout1_train")
+#: torch 2.1 has neither torch.export.Dim (the exporters' dynamic batch) nor
+#: torch.onnx.export(dynamo=True): there onnx-export and torch-export are unsupported throughout.
+HAS_DYNAMIC_EXPORT = hasattr(torch.export, "Dim") and "dynamo" in inspect.signature(torch.onnx.export).parameters
+#: The torch whose exporters' reasons docs/runtimes.md quotes (checked word for word from there on).
+REASONS_SINCE = "2.13"
+
+
+def unsupported_without_dynamic_export(name: str) -> None:
+    """On a torch without the dynamic-shape exporters: ``name`` reports a configuration
+    unsupported, naming the exporter, and the test stops there (skipped, with the reason)."""
+    if HAS_DYNAMIC_EXPORT:
+        return
+    result = check_forward(DENSE, name)
+    assert result.status == UNSUPPORTED and "export" in result.message, result.describe()
+    pytest.skip(f"torch {torch.__version__} has no dynamic-shape export: {name} is unsupported ({result.message})")
 
 
 def verdict(name: str, config: Config) -> str:
@@ -99,7 +115,9 @@ def test_missing_package_is_unsupported_with_install_hint(monkeypatch):
 
 @pytest.fixture
 def onnx_exporter(onnxruntime):
-    return pytest.importorskip("onnxscript")
+    module = pytest.importorskip("onnxscript")
+    unsupported_without_dynamic_export("onnx-export")
+    return module
 
 
 def test_onnx_export_runs_other_batch_sizes_through_one_export(onnx_exporter):
@@ -126,6 +144,7 @@ def test_onnx_export_of_a_projection_is_invalid(onnx_exporter):
 
 
 def test_torch_export_conforms_at_other_batch_sizes_and_has_gradients():
+    unsupported_without_dynamic_export("torch-export")
     for config in (DENSE, UNBATCHED, Config(num_layers=2, bidirectional=True, initial_state=True, batch_size=1)):
         assert verdict("torch-export", config) == PASSED
     result = check_gradients(DENSE, "torch-export")
@@ -135,7 +154,9 @@ def test_torch_export_conforms_at_other_batch_sizes_and_has_gradients():
 
 def test_torch_export_unsupported_for_packed_input():
     result = check_forward(PACKED, "torch-export")
-    assert result.status == UNSUPPORTED and "torch.export.export: GuardOnDataDependentSymNode" in result.message
+    assert result.status == UNSUPPORTED and result.message.startswith("torch.export.export: "), result.describe()
+    if torch.__version__ >= REASONS_SINCE:  # torch 2.1's tracer stops earlier, at the PackedSequence argument
+        assert "GuardOnDataDependentSymNode" in result.message
 
 
 # ----------------------------------------------------------------------------- torch's own paths
@@ -169,7 +190,9 @@ def test_quantized_dynamic_misses_the_float_tolerance_but_stays_close():
 ], ids=["float64", "nobias"])
 def test_quantized_dynamic_unsupported(config, reason):
     result = check_forward(config, "quantized-dynamic")
-    assert result.status == UNSUPPORTED and reason in result.message
+    assert result.status == UNSUPPORTED, result.describe()
+    if config.bias or torch.__version__ >= REASONS_SINCE:  # torch 2.1's bias assertion has no message
+        assert reason in result.message
 
 
 def test_quantized_dynamic_has_no_gradients():
