@@ -376,8 +376,10 @@ def onnxruntime_op(module: nn.LSTM) -> Forward:
 #: torch.compile settings for the duration of a call: dynamo traces nn.LSTM only with
 #: ``allow_rnn`` (by default it leaves RNN modules out of the graph and they run eagerly), and
 #: its one cache of compiled graphs for ``nn.LSTM.forward``, shared by every instance, would
-#: silently fall back to eager past ``recompile_limit`` entries.
-COMPILE_SETTINGS = dict(allow_rnn=True, recompile_limit=100_000, accumulated_recompile_limit=100_000)
+#: silently fall back to eager past ``recompile_limit`` entries (torch 2.1's ``cache_size_limit``;
+#: the names this torch lacks are left out).
+COMPILE_SETTINGS = dict(allow_rnn=True, recompile_limit=100_000, accumulated_recompile_limit=100_000,
+                        cache_size_limit=100_000)
 
 
 def torch_compile(module: nn.LSTM) -> nn.Module:
@@ -391,7 +393,8 @@ def torch_compile(module: nn.LSTM) -> nn.Module:
             self.compiled = compiled
 
         def forward(self, input: Tensor | PackedSequence, hx: State = None):
-            with torch._dynamo.config.patch(**COMPILE_SETTINGS):
+            settings = {name: value for name, value in COMPILE_SETTINGS.items() if hasattr(torch._dynamo.config, name)}
+            with torch._dynamo.config.patch(**settings):
                 return self.compiled(input, hx)
 
     return Compiled()
