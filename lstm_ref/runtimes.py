@@ -66,7 +66,7 @@ _CACHE: dict[tuple, Any] = {}
 def _config_key(module: nn.LSTM) -> tuple:
     """What an exported artifact depends on, besides the weights (which are swapped in)."""
     weight = module.weight_ih_l0
-    return (module.input_size, module.hidden_size, module.num_layers, module.bias, module.batch_first,
+    return (module.mode, module.input_size, module.hidden_size, module.num_layers, module.bias, module.batch_first,
             module.bidirectional, module.proj_size, module.dropout, module.training,
             weight.dtype, weight.device.type)
 
@@ -107,13 +107,27 @@ def _import(name: str, runtime: str) -> Any:
                                   f"(pip install 'lstm-ref[runtimes]'): {error}") from None
 
 
-def _zero_state(module: nn.LSTM, input: Tensor) -> tuple[Tensor, Tensor]:
-    """torch's default (h0, c0) for a dense input: zeros (L*D, N, H_out), (L*D, N, H) or unbatched."""
+def _zero_state(module: nn.LSTM, input: Tensor) -> tuple[Tensor, ...]:
+    """torch's default state for a dense input: zeros (L*D, N, H_out) and, for the LSTM, (L*D, N, H)
+    (without N unbatched), as a state tuple: (h0, c0) for the LSTM, (h0,) for the GRU and the RNN."""
     layers = module.num_layers * (2 if module.bidirectional else 1)
     batch = () if input.dim() == 2 else (input.shape[0 if module.batch_first else 1],)
     h_out = module.proj_size or module.hidden_size
     options = dict(dtype=input.dtype, device=input.device)
-    return (torch.zeros(layers, *batch, h_out, **options), torch.zeros(layers, *batch, module.hidden_size, **options))
+    h0 = torch.zeros(layers, *batch, h_out, **options)
+    return (h0, torch.zeros(layers, *batch, module.hidden_size, **options)) if module.mode == "LSTM" else (h0,)
+
+
+def _states(module: nn.LSTM, hx: object, input: Tensor) -> tuple[Tensor, ...]:
+    """The caller's hx as a state tuple ((h0, c0), or (h0,) for the GRU and the RNN), zeros for None."""
+    if hx is None:
+        return _zero_state(module, input)
+    return tuple(hx) if module.mode == "LSTM" else (hx,)  # type: ignore[arg-type]
+
+
+def _call_form(module: nn.LSTM, states: tuple[Tensor, ...]) -> Any:
+    """A state tuple as torch's module of the kind takes and returns it: (h, c), or the tensor h."""
+    return states if module.mode == "LSTM" else states[0]
 
 
 def _example(module: nn.LSTM, steps: int, unbatched: bool) -> tuple[Tensor, tuple[Tensor, Tensor]]:
@@ -127,16 +141,16 @@ def _example(module: nn.LSTM, steps: int, unbatched: bool) -> tuple[Tensor, tupl
         return torch.randn(*size, generator=generator, dtype=weight.dtype).to(weight.device)
 
     x = draw(*shape)
-    h0, c0 = _zero_state(module, x)
-    return x, (draw(*h0.shape), draw(*c0.shape))
+    return x, _call_form(module, tuple(draw(*state.shape) for state in _zero_state(module, x)))
 
 
 def _batch_dynamic(module: nn.LSTM, unbatched: bool) -> dict:
     """``dynamic_shapes`` for ``forward(input, hx)``: the batch dimension free, the rest static."""
+    lstm = module.mode == "LSTM"
     if unbatched:
-        return {"input": {}, "hx": ({}, {})}
+        return {"input": {}, "hx": ({}, {}) if lstm else {}}
     batch = torch.export.Dim("batch")
-    return {"input": {0 if module.batch_first else 1: batch}, "hx": ({1: batch}, {1: batch})}
+    return {"input": {0 if module.batch_first else 1: batch}, "hx": ({1: batch}, {1: batch}) if lstm else {1: batch}}
 
 
 def _steps(module: nn.LSTM, input: Tensor) -> int:
@@ -258,10 +272,10 @@ def onnx_export(module: nn.LSTM) -> Forward:
         unused = set(state) - {i.name for i in program.model_proto.graph.initializer}
         if unused:  # apply_weights skips names the model lacks: the output cannot be this module's
             raise RuntimeError(f"the exported model has no initializer for {', '.join(sorted(unused))}")
-        h0, c0 = hx if hx is not None else _zero_state(module, input)
-        feed = dict(zip([i.name for i in session.get_inputs()], map(_detached_numpy, (input, h0, c0))))
-        output, h_n, c_n = _run_session(session, feed)
-        return _as_torch(output, input), (_as_torch(h_n, input), _as_torch(c_n, input))
+        states = _states(module, hx, input)
+        feed = dict(zip([i.name for i in session.get_inputs()], map(_detached_numpy, (input, *states))))
+        output, *finals = _run_session(session, feed)
+        return _as_torch(output, input), _call_form(module, tuple(_as_torch(f, input) for f in finals))
 
     return forward
 
@@ -336,6 +350,8 @@ def onnxruntime_op(module: nn.LSTM) -> Forward:
     ``initial_h``/``initial_c`` ([D, N, H], or [N, D, H] with layout 1); ``Y_h``/``Y_c`` come back
     the same way.
     """
+    if module.mode != "LSTM":
+        raise NotImplementedError(f"onnxruntime-op builds ONNX LSTM nodes only, got a torch.nn.{type(module).__name__}")
     batch_first = module.batch_first
 
     def forward(input: Tensor | PackedSequence, hx: State = None):
@@ -448,7 +464,7 @@ def torch_export(module: nn.LSTM) -> Forward:
         unbatched = input.dim() == 2
         program = _cached(("torch-export", _config_key(module), unbatched, _steps(module, input)),
                           lambda: export(_steps(module, input), unbatched))
-        state = hx if hx is not None else _zero_state(module, input)
+        state = hx if hx is not None else _call_form(module, _zero_state(module, input))
         return torch.func.functional_call(program, {**parameters, **buffers}, (input, state))
 
     return forward
@@ -466,10 +482,12 @@ def quantized_dynamic(module: nn.LSTM) -> Forward:
     if module.weight_ih_l0.dtype != torch.float32:
         raise NotImplementedError(f"quantize_dynamic: the quantized LSTM computes in float32 only, "
                                   f"not {module.weight_ih_l0.dtype}")
+    if isinstance(module, nn.RNN):  # not in its mapping: the module would come back unquantized
+        raise NotImplementedError("quantize_dynamic has no quantized nn.RNN (its mapping: LSTM, GRU, the cells)")
     holder = nn.ModuleDict({"lstm": module})
     with _quiet():
         try:
-            quantized = quantization.quantize_dynamic(holder, {nn.LSTM}, dtype=torch.qint8)["lstm"]
+            quantized = quantization.quantize_dynamic(holder, {type(module)}, dtype=torch.qint8)["lstm"]
         except AssertionError as error:  # how the quantized LSTM refuses a module, e.g. "mod.bias must be True"
             raise NotImplementedError(f"quantize_dynamic: {type(error).__name__}: {_first_lines(str(error))}") from None
 
@@ -484,15 +502,17 @@ def numpy_oracle(module: nn.LSTM) -> Forward:
     """:class:`lstm_ref.oracle.LSTM` (NumPy float64) behind the protocol: inputs copied to
     float64 arrays, a PackedSequence padded and given as ``lengths``, results cast back to
     the input's dtype and device (a packed output packed like the input). No autograd."""
-    model = oracle.LSTM.from_torch(module)
+    model = oracle.from_torch(module)
     batch_first = module.batch_first
 
     def forward(input: Tensor | PackedSequence, hx: State = None):
         packed = isinstance(input, PackedSequence)
         x, lengths = pad_packed_sequence(input, batch_first=batch_first) if packed else (input, None)
-        state = None if hx is None else tuple(_detached_numpy(s) for s in hx)
-        output, (h_n, c_n) = model(_detached_numpy(x), state, None if lengths is None else lengths.numpy())
-        output, h_n, c_n = (_as_torch(a, x) for a in (output, h_n, c_n))
-        return (_packed_like(output, input, batch_first) if packed else output), (h_n, c_n)
+        state = None if hx is None else tuple(_detached_numpy(s) for s in _states(module, hx, x))
+        output, final = model(_detached_numpy(x), None if state is None else _call_form(module, state),
+                              None if lengths is None else lengths.numpy())
+        finals = final if module.mode == "LSTM" else (final,)
+        output, final = _as_torch(output, x), _call_form(module, tuple(_as_torch(a, x) for a in finals))
+        return (_packed_like(output, input, batch_first) if packed else output), final
 
     return forward

@@ -208,3 +208,34 @@ def test_adapters_leave_the_callers_tensors_alone():
     for factory in (runtimes.numpy_oracle, runtimes.torchscript, runtimes.quantized_dynamic):
         factory(module)(x, (h0, c0))
         assert all(torch.equal(a, b) for a, b in zip(before, (x, h0, c0)))
+
+
+#: One dense configuration of each other kind, with initial states (h0 alone).
+KINDS = [Config(mode=mode, torch_path="native", num_layers=2, bidirectional=True, initial_state=True)
+         for mode in ("GRU", "RNN_TANH", "RNN_RELU")]
+
+
+#: The cheap runtimes on every kind, the compilers and exporters (seconds per kind) on the GRU.
+KIND_RUNS = [(name, config) for name in ("numpy-oracle", "torchscript") for config in KINDS] + [
+    (name, KINDS[0]) for name in ("torch-compile", "torch-export")]
+
+
+@pytest.mark.parametrize(("name", "config"), KIND_RUNS, ids=[f"{n}-{c.mode}" for n, c in KIND_RUNS])
+def test_runtimes_conform_for_gru_and_rnn(name, config):
+    if name == "torch-export":
+        unsupported_without_dynamic_export(name)
+    assert verdict(name, config) == PASSED
+
+
+def test_onnx_export_conforms_for_gru(onnx_exporter):
+    """torch.onnx.export writes GRU nodes with linear_before_reset=1 here (see docs/findings)."""
+    assert verdict("onnx-export", KINDS[0]) == PASSED
+
+
+@pytest.mark.parametrize(("name", "config", "reason"), [
+    ("onnxruntime-op", KINDS[0], "ONNX LSTM nodes only, got a torch.nn.GRU"),
+    ("quantized-dynamic", KINDS[1], "no quantized nn.RNN"),
+], ids=["onnxruntime-op-GRU", "quantized-dynamic-RNN"])
+def test_runtimes_unsupported_for_other_kinds(name, config, reason):
+    result = check_forward(config, name)
+    assert result.status == UNSUPPORTED and reason in result.message, result.describe()
