@@ -79,7 +79,7 @@ from lstm_ref.conformance import (
     torch_path,
 )
 from lstm_ref.half import autocast_for, gradient_criterion, judged_against_float64, torch_cannot_run
-from lstm_ref.tolerances import tolerance_for
+from lstm_ref.tolerances import Tolerance, tolerance_for
 
 NO_HISTORY = "no autograd history: output, h_n and c_n do not require grad"
 UNUSABLE_OUTPUTS = "the candidate's outputs cannot be differentiated against torch's"
@@ -304,6 +304,18 @@ def _layer(module: nn.LSTM, layer: int) -> nn.LSTM:
     return single
 
 
+def gradient_tolerance(tolerance: object, name: str, expected: Tensor, inputs: Inputs, passes: int = 1) -> object:
+    """The tolerance for d loss / d ``name``: a parameter's gradient is a sum over every row (a
+    time step of a sequence) of each of ``passes`` backward passes, so it gets
+    :meth:`Tolerance.summed_over` those rows at the scale of its largest element; the input's, h0's
+    and c0's gradients keep ``tolerance`` (so does a half-precision criterion)."""
+    if name in ("input", "h0", "c0") or not isinstance(tolerance, Tolerance) or not expected.numel():
+        return tolerance
+    data = inputs.input.data if isinstance(inputs.input, PackedSequence) else inputs.input
+    rows = data.numel() // max(data.shape[-1], 1) * passes
+    return tolerance.summed_over(rows, float(expected.detach().abs().max()), expected.dtype)
+
+
 def _judged_without_replay(config: Config, factory: Factory, seed: int, reason: str) -> tuple:
     """(status, reports, message) for a candidate that draws its own dropout masks: never
     passed; failed where what it computes is no dropout of torch's kind whatever the masks.
@@ -367,7 +379,8 @@ def _judged_without_replay(config: Config, factory: Factory, seed: int, reason: 
         if actual is None and expected_grads[name].any():
             reports.append(TensorReport(f"dropout.grad.{name}", False, "no gradient reached it"))
         elif actual is not None:
-            reports.append(compare_tensor(f"dropout.grad.{name}", actual, expected_grads[name], tolerance))
+            reports.append(compare_tensor(f"dropout.grad.{name}", actual, expected_grads[name],
+                                          gradient_tolerance(tolerance, name, expected_grads[name], inputs)))
     informative = (kept_value.abs() > 100 * (tolerance.atol + tolerance.rtol * kept_value.abs())).cpu()
     count, kept = int(informative.sum()), int(mask.cpu()[informative].sum())
     mean, spread = count * (1 - p), 5 * (count * p * (1 - p)) ** 0.5 + 1
@@ -400,7 +413,8 @@ def _training_step(candidate: object, inputs: Inputs, expected: tuple, weights: 
                                       **(_time_axis(inputs, config) if name == "output" else {})))
     for name, grad in grads.items():
         if grad is not None:
-            reports.append(compare_tensor(f"training.grad.{name}", grad, expected_grads[name], tolerance))
+            reports.append(compare_tensor(f"training.grad.{name}", grad, expected_grads[name],
+                                          gradient_tolerance(tolerance, name, expected_grads[name], inputs)))
         elif expected_grads[name].any():
             reports.append(TensorReport(f"training.grad.{name}", False, "no gradient reached this parameter"))
     return reports
@@ -492,7 +506,8 @@ def check_gradients(config: Config, factory: Factory | str | None = None, seed: 
                                             "(detached, or not used in the computation)"))
                 continue
         timing = _time_axis(inputs, config) if name == "input" else {}
-        reports.append(compare_tensor(f"grad.{name}", actual, expected_grads[name], tolerance, **timing))
+        reports.append(compare_tensor(f"grad.{name}", actual, expected_grads[name], gradient_tolerance(
+            tolerance, name, expected_grads[name], inputs, config.backward_passes), **timing))
     reports += [TensorReport(f"grad.{name}", False, "parameter has requires_grad=False") for name in sorted(frozen)]
     reports += later_passes + training
     if not all(r.passed for r in reports):
