@@ -231,3 +231,205 @@ def concat_kernel_to_torch_cell(
         "bias_ih": torch.from_numpy(reorder_gates(bias, layout, "torch")),
         "bias_hh": torch.zeros(4 * hidden, dtype=torch.from_numpy(bias).dtype),
     }
+
+
+# ----------------------------------------------------------------------------- GRU and Elman RNN
+#
+# torch's GRU (gate order r, z, n), per layer and direction:
+#
+#     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr),  z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+#     n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
+#
+# ONNX ``GRU`` (gate order z, r, h): W [D, 3H, I], R [D, 3H, H], B [D, 6H] = Wb || Rb, and the
+# attribute ``linear_before_reset``: 1 is torch's n above; 0 (ONNX's default) computes
+# n = tanh(W_in x + b_in + W_hn (r * h) + b_hn), an equation torch's GRU cannot express.
+# Keras ``GRU`` (gate order z, r, h): kernel (I, 3H), recurrent_kernel (H, 3H) and, with
+# ``reset_after=True`` (Keras 2.x/3 default, torch's equation), bias (2, 3H) = [input bias,
+# recurrent bias]; ``reset_after=False`` is ONNX's linear_before_reset=0 with one bias (3H,).
+# The Elman RNN has one gate: ONNX ``RNN`` W [D, H, I], R [D, H, H], B [D, 2H] (activation Tanh
+# or Relu); Keras ``SimpleRNN`` kernel (I, H), recurrent_kernel (H, H), bias (H,) = b_ih + b_hh.
+
+#: The GRU's gate order of each layout, in torch's gate names (r reset, z update, n new; h in ONNX and Keras).
+GRU_GATE_ORDERS: dict[str, tuple[str, ...]] = {
+    "torch": ("r", "z", "n"),
+    "onnx": ("z", "r", "n"),
+    "keras": ("z", "r", "n"),
+}
+#: The attribute an ONNX GRU node needs to compute torch's GRU.
+ONNX_GRU_LINEAR_BEFORE_RESET = 1
+
+
+def reorder_gru_gates(values: Array, source: str, target: str, axis: int = 0) -> Array:
+    """``values`` with its 3 GRU gate blocks along ``axis`` moved from ``source``'s order to ``target``'s."""
+    blocks = dict(zip(GRU_GATE_ORDERS[source], np.split(np.asarray(values), 3, axis=axis), strict=True))
+    return np.concatenate([blocks[gate] for gate in GRU_GATE_ORDERS[target]], axis=axis)
+
+
+def _recurrent_config(state_dict: dict[str, Tensor], gates: int) -> dict[str, Any]:
+    """num_layers, bidirectional and bias of a torch GRU (gates=3) or RNN (gates=1) state_dict."""
+    layers = sum(1 for name in state_dict if name.startswith("weight_ih_l") and not name.endswith("_reverse"))
+    if not layers or any(name.startswith("weight_hr") for name in state_dict):
+        raise ValueError("expected a torch nn.GRU or nn.RNN state_dict (weight_ih_l0, weight_hh_l0, ...)")
+    rows, hidden = state_dict["weight_hh_l0"].shape
+    if rows != gates * hidden:
+        kind = {3: "nn.GRU", 1: "nn.RNN"}[gates]
+        raise ValueError(f"expected an {kind} state_dict: weight_hh_l0 has {rows} rows for hidden size "
+                         f"{hidden}, not {gates} x {hidden}")
+    return {"num_layers": layers, "bidirectional": "weight_ih_l0_reverse" in state_dict,
+            "bias": "bias_ih_l0" in state_dict}
+
+
+def _reorder(values: Array, gates: int, source: str, target: str, axis: int = 0) -> Array:
+    return reorder_gru_gates(values, source, target, axis) if gates == 3 else np.asarray(values)
+
+
+def _torch_to_onnx_recurrent(state_dict: dict[str, Tensor], gates: int) -> list[LayerWeights]:
+    config = _recurrent_config(state_dict, gates)
+    layers = []
+    for layer in range(config["num_layers"]):
+        names = _suffixes(config, layer)
+        weights = {key: np.stack([_reorder(_numpy(state_dict[name + n]), gates, "torch", "onnx") for n in names])
+                   for key, name in (("W", "weight_ih"), ("R", "weight_hh"))}
+        if config["bias"]:
+            weights["B"] = np.stack([np.concatenate([_reorder(_numpy(state_dict[b + n]), gates, "torch", "onnx")
+                                                     for b in ("bias_ih", "bias_hh")]) for n in names])
+        layers.append(weights)
+    return layers
+
+
+def _onnx_to_torch_recurrent(layers: list[LayerWeights], gates: int) -> dict[str, Tensor]:
+    state_dict: dict[str, Tensor] = {}
+    for layer, weights in enumerate(layers):
+        W, R = np.asarray(weights["W"]), np.asarray(weights["R"])
+        hidden = R.shape[-1] if R.ndim == 3 else -1
+        if W.ndim != 3 or R.ndim != 3 or W.shape[0] != R.shape[0] or W.shape[0] not in (1, 2) \
+                or R.shape[1] != gates * hidden:
+            raise ValueError(f"layer {layer}: expected W [D,{gates}H,I] and R [D,{gates}H,H] with D in (1, 2), "
+                             f"found W {W.shape}, R {R.shape}")
+        for direction in range(W.shape[0]):
+            suffix = parameter_suffix(layer, direction)
+            state_dict["weight_ih" + suffix] = torch.from_numpy(_reorder(W[direction], gates, "onnx", "torch"))
+            state_dict["weight_hh" + suffix] = torch.from_numpy(_reorder(R[direction], gates, "onnx", "torch"))
+            if weights.get("B") is not None:
+                B = np.asarray(weights["B"])[direction]
+                state_dict["bias_ih" + suffix] = torch.from_numpy(_reorder(B[: gates * hidden], gates, "onnx", "torch"))
+                state_dict["bias_hh" + suffix] = torch.from_numpy(_reorder(B[gates * hidden:], gates, "onnx", "torch"))
+    return state_dict
+
+
+def torch_gru_to_onnx(state_dict: dict[str, Tensor]) -> list[LayerWeights]:
+    """One ``{"W", "R", "B"}`` per layer (``B`` absent when bias=False) for ONNX GRU nodes with
+    ``linear_before_reset=1`` (:data:`ONNX_GRU_LINEAR_BEFORE_RESET`). W [D,3H,I], R [D,3H,H], B [D,6H]."""
+    return _torch_to_onnx_recurrent(state_dict, 3)
+
+
+def onnx_gru_to_torch(layers: list[LayerWeights], linear_before_reset: int) -> dict[str, Tensor]:
+    """A torch nn.GRU state_dict from one ``{"W", "R"[, "B"]}`` per ONNX GRU node.
+
+    ``linear_before_reset`` is the nodes' attribute (ONNX's default is 0): 0 computes another
+    equation than torch's GRU, which no torch weights reproduce, and is refused (ValueError).
+    """
+    if linear_before_reset != ONNX_GRU_LINEAR_BEFORE_RESET:
+        raise ValueError(f"linear_before_reset={linear_before_reset}: ONNX's GRU then applies the reset gate "
+                         "before the recurrent product, n = tanh(W_in x + b_in + W_hn (r * h) + b_hn); torch's "
+                         "nn.GRU computes n = tanh(W_in x + b_in + r * (W_hn h + b_hn)) (linear_before_reset=1) "
+                         "and has no weights for the other equation")
+    return _onnx_to_torch_recurrent(layers, 3)
+
+
+def torch_rnn_to_onnx(state_dict: dict[str, Tensor]) -> list[LayerWeights]:
+    """One ``{"W", "R", "B"}`` per layer for ONNX RNN nodes (activations Tanh or Relu, as the
+    module's nonlinearity). W [D,H,I], R [D,H,H], B [D,2H]."""
+    return _torch_to_onnx_recurrent(state_dict, 1)
+
+
+def onnx_rnn_to_torch(layers: list[LayerWeights]) -> dict[str, Tensor]:
+    """A torch nn.RNN state_dict from one ``{"W", "R"[, "B"]}`` per ONNX RNN node."""
+    return _onnx_to_torch_recurrent(layers, 1)
+
+
+def torch_gru_to_keras(state_dict: dict[str, Tensor]) -> list[list[LayerWeights]]:
+    """Per layer, per direction, the weights of a Keras ``GRU(reset_after=True)``: kernel (I,3H),
+    recurrent_kernel (H,3H), bias (2,3H) = [b_ih, b_hh] (absent when bias=False)."""
+    config = _recurrent_config(state_dict, 3)
+    layers = []
+    for layer in range(config["num_layers"]):
+        directions = []
+        for suffix in _suffixes(config, layer):
+            weights = {key: reorder_gru_gates(_numpy(state_dict[name + suffix]), "torch", "keras").T
+                       for key, name in (("kernel", "weight_ih"), ("recurrent_kernel", "weight_hh"))}
+            if config["bias"]:
+                weights["bias"] = np.stack([reorder_gru_gates(_numpy(state_dict[b + suffix]), "torch", "keras")
+                                            for b in ("bias_ih", "bias_hh")])
+            directions.append(weights)
+        layers.append(directions)
+    return layers
+
+
+def keras_gru_to_torch(layers: list[list[LayerWeights]], reset_after: bool = True) -> dict[str, Tensor]:
+    """A torch nn.GRU state_dict from Keras GRU weights (per layer, per direction).
+
+    ``reset_after=False`` (Keras 2.2's default, ONNX's linear_before_reset=0) computes another
+    equation than torch's GRU and is refused (ValueError); its bias would be (3H,), not (2, 3H).
+    """
+    if not reset_after:
+        raise ValueError("reset_after=False: Keras's GRU then applies the reset gate before the recurrent "
+                         "product, hh = tanh(x W_h + b_h + (r * h) U_h); torch's nn.GRU computes "
+                         "n = tanh(W_in x + b_in + r * (W_hn h + b_hn)) (reset_after=True) and has no weights "
+                         "for the other equation")
+    state_dict: dict[str, Tensor] = {}
+    for layer, directions in enumerate(layers):
+        if len(directions) not in (1, 2):
+            raise ValueError(f"layer {layer}: expected 1 or 2 directions, found {len(directions)}")
+        for direction, weights in enumerate(directions):
+            suffix = parameter_suffix(layer, direction)
+            kernel, recurrent = np.asarray(weights["kernel"]), np.asarray(weights["recurrent_kernel"])
+            if kernel.ndim != 2 or recurrent.shape != (recurrent.shape[0], 3 * recurrent.shape[0]):
+                raise ValueError(f"layer {layer}: expected kernel (I,3H) and recurrent_kernel (H,3H), "
+                                 f"found {kernel.shape} and {recurrent.shape}")
+            state_dict["weight_ih" + suffix] = torch.from_numpy(reorder_gru_gates(kernel.T, "keras", "torch"))
+            state_dict["weight_hh" + suffix] = torch.from_numpy(reorder_gru_gates(recurrent.T, "keras", "torch"))
+            if weights.get("bias") is not None:
+                bias = np.asarray(weights["bias"])
+                if bias.shape != (2, recurrent.shape[1]):
+                    raise ValueError(f"layer {layer}: expected a reset_after=True bias (2, 3H) = "
+                                     f"{(2, recurrent.shape[1])}, found {bias.shape}")
+                state_dict["bias_ih" + suffix] = torch.from_numpy(reorder_gru_gates(bias[0], "keras", "torch"))
+                state_dict["bias_hh" + suffix] = torch.from_numpy(reorder_gru_gates(bias[1], "keras", "torch"))
+    return state_dict
+
+
+def torch_rnn_to_keras(state_dict: dict[str, Tensor]) -> list[list[LayerWeights]]:
+    """Per layer, per direction, a Keras ``SimpleRNN``'s weights: kernel (I,H), recurrent_kernel
+    (H,H), bias (H,) = b_ih + b_hh (absent when bias=False)."""
+    config = _recurrent_config(state_dict, 1)
+    layers = []
+    for layer in range(config["num_layers"]):
+        directions = []
+        for suffix in _suffixes(config, layer):
+            weights = {"kernel": _numpy(state_dict["weight_ih" + suffix]).T,
+                       "recurrent_kernel": _numpy(state_dict["weight_hh" + suffix]).T}
+            if config["bias"]:
+                weights["bias"] = _numpy(state_dict["bias_ih" + suffix]) + _numpy(state_dict["bias_hh" + suffix])
+            directions.append(weights)
+        layers.append(directions)
+    return layers
+
+
+def keras_simple_rnn_to_torch(layers: list[list[LayerWeights]]) -> dict[str, Tensor]:
+    """A torch nn.RNN state_dict from Keras SimpleRNN weights; the one bias becomes ``bias_ih``
+    and ``bias_hh`` is zero (torch only ever uses their sum)."""
+    state_dict: dict[str, Tensor] = {}
+    for layer, directions in enumerate(layers):
+        for direction, weights in enumerate(directions):
+            suffix = parameter_suffix(layer, direction)
+            kernel, recurrent = np.asarray(weights["kernel"]), np.asarray(weights["recurrent_kernel"])
+            if kernel.ndim != 2 or recurrent.ndim != 2 or recurrent.shape[0] != recurrent.shape[1]:
+                raise ValueError(f"layer {layer}: expected kernel (I,H) and recurrent_kernel (H,H), "
+                                 f"found {kernel.shape} and {recurrent.shape}")
+            state_dict["weight_ih" + suffix] = torch.from_numpy(np.ascontiguousarray(kernel.T))
+            state_dict["weight_hh" + suffix] = torch.from_numpy(np.ascontiguousarray(recurrent.T))
+            if weights.get("bias") is not None:
+                state_dict["bias_ih" + suffix] = torch.from_numpy(np.array(weights["bias"]))
+                state_dict["bias_hh" + suffix] = torch.zeros_like(state_dict["bias_ih" + suffix])
+    return state_dict
