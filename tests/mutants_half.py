@@ -89,8 +89,9 @@ def run_stack(module: nn.Module, input: Tensor | PackedSequence, hx: tuple | Non
     converted to ``compute_in`` (differentiably: gradients reach the module's parameters), ``cell``
     for each step (default lstm_ref's), the results converted to ``result_dtype``."""
     device_type = (input.data if isinstance(input, PackedSequence) else input).device.type
+    own = next(module.parameters()).dtype  # a state returned in the autocast dtype, fed back: as torch takes it
     with torch.autocast(device_type, enabled=False):
-        call = flatten_call(module, input, hx)
+        call = flatten_call(module, converted(input, own), converted(hx, own))
         layers = [[DirectionWeights(**{f.name: None if getattr(w, f.name) is None else getattr(w, f.name).to(compute_in)
                                        for f in fields(w)}) for w in layer] for layer in layer_weights(module)]
         options = {"cell": cell} if cell else {}

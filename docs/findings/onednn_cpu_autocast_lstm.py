@@ -10,6 +10,10 @@ in the autocast dtype, and returns output, h_n and c_n in float32. On CPUs with 
 oneDNN runs under bfloat16 autocast and returns them in bfloat16 (reported, not reproduced on
 this machine). A bfloat16 or float16 module (no autocast) runs on both paths.
 
+With projections (proj_size > 0) oneDNN is not used, and the native path under autocast returns
+output and h_n in the autocast dtype but c_n in float32: the projection's matmul is autocast,
+the cell state is not.
+
 Run: python docs/findings/onednn_cpu_autocast_lstm.py  (needs torch only)
 """
 
@@ -34,3 +38,9 @@ for dtype in (torch.bfloat16, torch.float16):
                       f"max error against float64 {error:.2g}")
             except RuntimeError as failure:
                 print(f"autocast {dtype}, {path}: RuntimeError: {str(failure).splitlines()[0]}")
+
+projected = torch.nn.LSTM(input_size=4, hidden_size=6, proj_size=3)
+for dtype in (torch.bfloat16, torch.float16):
+    with torch.autocast("cpu", dtype=dtype), torch.no_grad():
+        output, (h_n, c_n) = projected(x)
+    print(f"autocast {dtype}, proj_size=3 (native): output {output.dtype}, h_n {h_n.dtype}, c_n {c_n.dtype}")
