@@ -49,7 +49,7 @@ def summary_line(results: list[Result], seconds: float) -> str:
     if unreached:
         line += f" ({unreached} of them unsupported for parameter gradients)"
     if tally[UNTESTABLE]:
-        line += f" ({tally[UNTESTABLE]} untestable: torch cannot run them)"
+        line += " (untestable: torch cannot run them, so they fail no candidate)"
     return line + f" in {seconds:.1f}s"
 
 

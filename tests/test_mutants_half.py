@@ -101,7 +101,7 @@ def test_torch_cannot_run_is_untestable_and_counted_apart():
     assert result.status == UNTESTABLE
     assert result.message.startswith("torch cannot run this configuration: RuntimeError: could not create a "
                                      "primitive descriptor"), result.message
-    assert "1 untestable: torch cannot run them" in summary_line([result], 0.0)
+    assert "1 untestable (untestable: torch cannot run them" in summary_line([result], 0.0)
 
 
 @pytest.mark.parametrize("config", configs.half_gradient_matrix(quick=True),
