@@ -480,7 +480,7 @@ def quantized_dynamic(module: nn.LSTM) -> Forward:
     """
     quantization = _import("torch.ao.quantization", "dynamic quantization")
     if module.weight_ih_l0.dtype != torch.float32:
-        raise NotImplementedError(f"quantize_dynamic: the quantized LSTM computes in float32 only, "
+        raise NotImplementedError(f"quantize_dynamic: the quantized {type(module).__name__} computes in float32 only, "
                                   f"not {module.weight_ih_l0.dtype}")
     if isinstance(module, nn.RNN):  # not in its mapping: the module would come back unquantized
         raise NotImplementedError("quantize_dynamic has no quantized nn.RNN (its mapping: LSTM, GRU, the cells)")

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from lstm_ref import cli
 from lstm_ref.configs import MODES, for_modes, quick_matrix
 from lstm_ref.conformance import FAILED, PASSED, UNSUPPORTED, check_forward
 from lstm_ref.gradients import check_gradients
@@ -49,3 +50,12 @@ def test_references_pass_every_kind(impl):
     results += [check_gradients(replace(config, initial_state=True), impl) for config in SAMPLE[::7]]
     failed = [result.describe() for result in results if result.status != PASSED]
     assert not failed, "\n".join(failed)
+
+
+def test_check_module_option_runs_the_kind_and_rejects_unknown_ones(capsys):
+    assert cli.main(["check", "--quick", "--no-isolate", "--dtype", "float32", "--module", "gru",
+                     "--impl", "tests.mutants_rnn:reset_update_swapped"]) == 1
+    out = capsys.readouterr().out
+    assert "mode          GRU" in out and " 0 failed" not in out
+    assert cli.main(["check", "--quick", "--module", "lstm,lstmp"]) == 2
+    assert "--module: unknown lstmp; choose from lstm, gru, rnn_tanh, rnn_relu or all" in capsys.readouterr().err
