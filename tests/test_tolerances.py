@@ -41,6 +41,10 @@ LOWER = [("float64", torch.float32), ("float32", torch.float16), ("float32", tor
 @pytest.mark.parametrize("base", [SHORT, LONG, SATURATING], ids=["T5", "T1000", "saturating_T200"])
 @pytest.mark.parametrize(("dtype", "lower"), LOWER, ids=[f"{d}_via_{str(low)[6:]}" for d, low in LOWER])
 def test_one_precision_lower_is_caught(base, dtype, lower):
+    try:  # torch 2.1 has no float16 matrix product on the CPU: no such kernel to catch there
+        torch.ones(1, 1, dtype=lower) @ torch.ones(1, 1, dtype=lower)
+    except RuntimeError as error:
+        pytest.skip(f"torch {torch.__version__} cannot compute in {lower} on the CPU: {error}")
     config = replace(base, dtype=dtype)
     result = check_forward(config, computed_in(lower))
     assert result.status == FAILED, result.describe()
