@@ -87,5 +87,7 @@ def test_a_weight_update_on_the_module_is_seen_by_the_next_call():
 
 
 def test_from_torch_rejects_other_modules():
-    with pytest.raises(TypeError, match="expects a torch.nn.LSTM, got GRU"):
+    with pytest.raises(TypeError, match="expects a torch.nn.LSTM, got Linear"):
+        from_torch(nn.Linear(3, 4))
+    with pytest.raises(NotImplementedError, match="torch.nn.LSTM only, got a torch.nn.GRU"):
         from_torch(nn.GRU(3, 4))
