@@ -508,8 +508,9 @@ def numpy_oracle(module: nn.LSTM) -> Forward:
     def forward(input: Tensor | PackedSequence, hx: State = None):
         packed = isinstance(input, PackedSequence)
         x, lengths = pad_packed_sequence(input, batch_first=batch_first) if packed else (input, None)
-        state = None if hx is None else tuple(_detached_numpy(s) for s in _states(module, hx, x))
-        output, final = model(_detached_numpy(x), None if state is None else _call_form(module, state),
+        # float64 arrays: every float16, bfloat16 (which NumPy lacks) and float32 value is one, exactly
+        state = None if hx is None else tuple(_detached_numpy(s.double()) for s in _states(module, hx, x))
+        output, final = model(_detached_numpy(x.double()), None if state is None else _call_form(module, state),
                               None if lengths is None else lengths.numpy())
         finals = final if module.mode == "LSTM" else (final,)
         output, final = _as_torch(output, x), _call_form(module, tuple(_as_torch(a, x) for a in finals))
