@@ -26,7 +26,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -74,13 +74,15 @@ def missing_packages(runtime: str) -> list[str]:
 
 def matrices(quick: bool, devices: Sequence[str] = ("cpu",), dtypes: Sequence[str] = configs.DTYPES,
              ) -> tuple[list[configs.Config], list[configs.Config]]:
-    """The forward and gradient configurations of a survey: the default (or quick) matrices,
-    each device's first torch path only (autocast rows: every path, as torch's paths differ there)."""
+    """The forward and gradient configurations of a survey: the default (or quick) matrices, each
+    computation once: on each device's first torch path, or the path torch falls back to from it
+    (autocast rows: every path, as torch's paths differ there)."""
     forward = (configs.quick_matrix if quick else configs.default_matrix)(devices, dtypes)
     gradients = (configs.quick_gradient_matrix if quick else configs.gradient_matrix)(devices, dtypes)
 
     def first_path(matrix: list[configs.Config]) -> list[configs.Config]:
-        return [c for c in matrix if c.autocast or c.torch_path == configs.TORCH_PATHS[c.device_type][0]]
+        return [c for c in matrix if c.autocast or c.torch_path == configs.torch_runs_path(
+            replace(c, torch_path=configs.TORCH_PATHS[c.device_type][0]))]
 
     return first_path(forward), first_path(gradients)
 
