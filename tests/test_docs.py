@@ -63,7 +63,8 @@ def test_readme_quick_samples_have_the_quick_matrix_count():
     headers = re.findall(r"\$ lstm-ref check --quick[^\n]*\n(?:lstm-ref check: [^\n]*; (\d+) configurations on cpu)?",
                          README)
     counts = [int(count) for count in headers if count]
-    assert counts and set(counts) == {len(configs.quick_matrix(("cpu",)))}
+    default_kinds = [mode.upper() for mode in configs.DEFAULT_MODULES]
+    assert counts and set(counts) == {len(configs.for_modes(configs.quick_matrix(("cpu",)), default_kinds))}
 
 
 def test_quick_matrix_takes_every_axis_value_and_torch_path_as_the_readme_says():

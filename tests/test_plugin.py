@@ -34,9 +34,15 @@ def run(pytester):
     tests/test_isolation.py, and runs the suite itself in this repository's test command)."""
     pytester.syspathinsert()
 
-    def run(*args, suite=SUITE):
-        return pytester.runpytest(*suite, "--lstm-no-isolate", *args)
+    def run(*args, suite=SUITE, modules="lstm"):  # the LSTM's matrix unless asked (None: the default kinds)
+        return pytester.runpytest(*suite, "--lstm-no-isolate", *(["--lstm-module", modules] if modules else []), *args)
     return run
+
+
+def test_every_module_kind_runs_by_default(run):
+    result = run("-k", "L1-onedir-seq_first-bias-noproj-dense-zero_state-float64-cpu-native and not split",
+                 "--lstm-device", "cpu", "--lstm-dtype", "float64", modules=None)
+    result.assert_outcomes(passed=len(configs.MODES))  # the forward check of each kind
 
 
 def test_default_candidate_passes_and_header_names_it(run):
