@@ -22,7 +22,8 @@ from lstm_ref.conformance import FAILED, PASSED, Result, check_forward, reproduc
 from lstm_ref.report import write_json
 
 HERE = Path(__file__).resolve().parent
-QUICK = ["check", "--quick", "--device", "cpu", "--dtype", "float32", "--no-isolate"]  # isolation: test_isolation.py
+# the LSTM's quick matrix, in-process (isolation: test_isolation.py)
+QUICK = ["check", "--quick", "--module", "lstm", "--device", "cpu", "--dtype", "float32", "--no-isolate"]
 QUICK_COUNT = len(configs.quick_matrix(("cpu",), ("float32",)))
 
 

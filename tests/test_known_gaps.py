@@ -12,7 +12,7 @@ from lstm_ref import configs
 from lstm_ref.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from lstm_ref.gradients import MAKE_PARAMETERS_COMPARABLE
 
-QUICK = ["check", "--quick", "--device", "cpu", "--dtype", "float32", "--no-isolate"]
+QUICK = ["check", "--quick", "--module", "lstm", "--device", "cpu", "--dtype", "float32", "--no-isolate"]
 UNBATCHED = [c for c in configs.quick_matrix(("cpu",), ("float32",)) if c.input_form == "unbatched"]
 
 

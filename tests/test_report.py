@@ -10,7 +10,7 @@ from lstm_ref.report import REPORT_VERSION
 
 def test_json_report_has_every_configuration_its_errors_and_the_environment(tmp_path, capsys):
     path = tmp_path / "report.json"
-    assert cli.main(["check", "--quick", "--no-isolate", "--seed", "3", "--json", str(path)]) == 0
+    assert cli.main(["check", "--quick", "--module", "lstm", "--no-isolate", "--seed", "3", "--json", str(path)]) == 0
     report = json.loads(path.read_text())
     assert report["report_version"] == REPORT_VERSION
     environment = report["environment"]
