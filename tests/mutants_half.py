@@ -40,6 +40,7 @@ import lstm_ref
 from lstm_ref.functional import DirectionWeights, lstm_layers
 from lstm_ref.half import converted
 from lstm_ref.interface import flatten_call, layer_weights
+from lstm_ref.torch_compat import autocast_dtype, autocast_enabled
 
 #: Significant bits (the implicit one included) of each floating dtype.
 SIGNIFICANT_BITS = {torch.bfloat16: 8, torch.float16: 11, torch.float32: 24, torch.float64: 53}
@@ -78,8 +79,8 @@ def rounded_cell(bits: int, state_bits: int | None = None) -> Callable:
 
 def computing_dtype(module: nn.Module, device_type: str) -> torch.dtype:
     """The autocast dtype when autocast is on for ``device_type``, else the module's dtype."""
-    if torch.is_autocast_enabled(device_type):
-        return torch.get_autocast_dtype(device_type)
+    if autocast_enabled(device_type):
+        return autocast_dtype(device_type)
     return next(module.parameters()).dtype
 
 
@@ -136,9 +137,9 @@ def autocast_half_results(module: nn.LSTM) -> Callable:
 
     def call(input, hx=None):
         device_type = (input.data if isinstance(input, PackedSequence) else input).device.type
-        if not torch.is_autocast_enabled(device_type):
+        if not autocast_enabled(device_type):
             return reference(input, hx)
-        dtype = torch.get_autocast_dtype(device_type)
+        dtype = autocast_dtype(device_type)
         return run_stack(module, input, hx, dtype, dtype)
     return call
 
@@ -158,9 +159,9 @@ def _under_autocast(module: nn.LSTM, dtypes: Callable[[torch.dtype], tuple[torch
     def call(input, hx=None):
         device_type = (input.data if isinstance(input, PackedSequence) else input).device.type
         output, (h_n, c_n) = reference(input, hx)
-        if not torch.is_autocast_enabled(device_type):
+        if not autocast_enabled(device_type):
             return output, (h_n, c_n)
-        output_dtype, state_dtype = dtypes(torch.get_autocast_dtype(device_type))
+        output_dtype, state_dtype = dtypes(autocast_dtype(device_type))
         return converted(output, output_dtype), (h_n.to(state_dtype), c_n.to(state_dtype))
     return call
 
