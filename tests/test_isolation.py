@@ -158,11 +158,13 @@ def test_a_killed_run_leaves_no_hung_worker_behind(tmp_path: Path) -> None:
 
 
 def test_check_reports_a_segfault_and_judges_the_rest_as_a_clean_run(tmp_path: Path) -> None:
-    base = [sys.executable, "-m", "lstm_ref.cli", "check", "--quick", "--dtype", "float32", "--timeout", "60"]
+    base = [sys.executable, "-m", "lstm_ref.cli", "check", "--quick", "--module", "lstm", "--dtype", "float32",
+            "--timeout", "60"]
     crashed, leftover = run_marked([*base, "--impl", "bad_candidates:segfaults", "--json", "crash.json"], tmp_path)
     assert crashed.returncode == 1, crashed.stderr
     assert leftover == []
-    clean = cli.main(["check", "--quick", "--dtype", "float32", "--no-isolate", "--impl", "bad_candidates:well_behaved",
+    clean = cli.main(["check", "--quick", "--module", "lstm", "--dtype", "float32", "--no-isolate", "--impl",
+                      "bad_candidates:well_behaved",
                       "--json", str(tmp_path / "clean.json")])
     assert clean == 0
     crash_results = json.loads((tmp_path / "crash.json").read_text())["results"]

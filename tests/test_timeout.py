@@ -56,7 +56,7 @@ def test_the_worker_hands_back_the_candidates_exception() -> None:
 
 def test_cli_timeout_in_process_fails_each_hanging_configuration(capsys) -> None:
     count = len(configs.quick_matrix(("cpu",), ("float32",)))
-    code = main(["check", "--quick", "--device", "cpu", "--dtype", "float32", "--no-isolate",
+    code = main(["check", "--quick", "--module", "lstm", "--device", "cpu", "--dtype", "float32", "--no-isolate",
                  "--impl", "bad_candidates:hangs", "--timeout", "0.05", "--show-failures", "1"])
     out = capsys.readouterr().out
     assert code == EXIT_FAILED
@@ -76,7 +76,7 @@ def test_plugin_timeout_fails_the_configuration(capsys) -> None:
     config_id = "L1-onedir-seq_first-bias-noproj-dense-zero_state-float64-cpu-native"
     code = pytest.main(["-p", "no:cacheprovider", "-p", "no:xdist", "--pyargs", "lstm_ref.suite",
                         "--lstm-impl", "bad_candidates:hangs", "--lstm-timeout", "0.2",
-                        "--lstm-device", "cpu", "--lstm-dtype", "float64",
+                        "--lstm-device", "cpu", "--lstm-dtype", "float64", "--lstm-module", "lstm",
                         "-k", f"test_forward and {config_id}", "-q"])
     out = capsys.readouterr().out
     assert code == pytest.ExitCode.TESTS_FAILED
