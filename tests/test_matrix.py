@@ -16,6 +16,10 @@ from torch.nn.utils.rnn import PackedSequence
 from lstm_ref.configs import LAYOUTS, Config, default_matrix, distinct, gradient_matrix, onednn_takes, quick_matrix
 from lstm_ref.conformance import build_reference, check_forward, make_inputs, stride0_dims, torch_path
 
+#: torch 2.13.0 and 2.14.1 run a PackedSequence whose sequences have one length on oneDNN; 2.1.2 runs
+#: it on the native loop (versions between were not measured): that configuration is a twin there.
+UNIFORM_PACKED_ON_ONEDNN_SINCE = "2.13"
+
 
 def _kinds_of_computation() -> list[Config]:
     """One CPU configuration (named for oneDNN) per combination of what oneDNN's fallback can hinge on."""
@@ -40,6 +44,8 @@ def _torch_results(config: Config, path: str) -> list[torch.Tensor]:
 def test_onednn_falls_back_exactly_where_the_matrix_says(config):
     onednn, native = _torch_results(config, "onednn"), _torch_results(config, "native")
     identical = all(torch.equal(a, b) for a, b in zip(onednn, native))
+    if config.packed and identical and torch.__version__ < UNIFORM_PACKED_ON_ONEDNN_SINCE:
+        return  # an older torch runs a packed batch of one length on its native loop too: a twin there
     assert identical == (not onednn_takes(config)), (
         f"oneDNN {'computed the same bits as' if identical else 'differs from'} the native loop, "
         f"but onednn_takes says {onednn_takes(config)}")
