@@ -123,7 +123,7 @@ class Inputs:
                                             f"{list(pristine.shape)} became {list(got.shape)}"))
                 continue
             now, before = got.detach().cpu(), pristine.cpu()
-            changed = ~((now == before) | (now.isnan() & before.isnan()) if now.is_floating_point() else now == before)
+            changed = changed_elements(now, before)
             count = int(changed.sum())
             if count:
                 first = [int(i) for i in changed.nonzero()[0]]
@@ -596,20 +596,28 @@ def check_forward(
 WEIGHT_STEP = 0.5
 
 
-def own_parameters(candidate: object, given: nn.Module) -> list[Tensor] | None:
-    """An ``nn.Module`` candidate's own parameters of torch's names (``weight_ih_l0``, ... or a
-    unique ``*.weight_ih_l0`` of a wrapper), in ``given``'s order; None unless it has all of them
-    (its weights are then what an optimizer would step)."""
+def changed_elements(now: Tensor, before: Tensor) -> Tensor:
+    """Where ``now`` differs from ``before`` (same shape): NaN equals NaN, everything else exactly."""
+    if now.is_floating_point():
+        return ~((now == before) | (now.isnan() & before.isnan()))
+    return now != before
+
+
+def own_parameter(candidate: object, name: str) -> Tensor | None:
+    """An ``nn.Module`` candidate's own parameter of torch's ``name``: an exact match, else a unique
+    ``*.name`` suffix (a wrapper holding the module as a submodule); None otherwise."""
     if not isinstance(candidate, nn.Module):
         return None
     own = dict(candidate.named_parameters())
-    found = []
-    for name, _ in given.named_parameters():
-        match = [own[name]] if name in own else [p for n, p in own.items() if n.endswith("." + name)]
-        if len(match) != 1:
-            return None
-        found.append(match[0])
-    return found
+    match = [own[name]] if name in own else [p for n, p in own.items() if n.endswith("." + name)]
+    return match[0] if len(match) == 1 else None
+
+
+def own_parameters(candidate: object, given: nn.Module) -> list[Tensor] | None:
+    """An ``nn.Module`` candidate's own parameters of torch's names (:func:`own_parameter`), in
+    ``given``'s order; None unless it has all of them (its weights are then what an optimizer would step)."""
+    found = [own_parameter(candidate, name) for name, _ in given.named_parameters()]
+    return None if any(p is None for p in found) else found
 
 
 @contextlib.contextmanager
@@ -659,7 +667,7 @@ def changed_since_returned(as_returned: object, held: object, suffix: str = "") 
                                         f"{list(before.shape)} became {list(now.shape)}"))
             continue
         now, before = now.detach().cpu(), before.cpu()
-        changed = ~((now == before) | (now.isnan() & before.isnan()))
+        changed = changed_elements(now, before)
         count = int(changed.sum())
         if count:
             reports.append(TensorReport(f"held.{name}{suffix}", False, f"changed after the candidate's next call: "

@@ -73,6 +73,7 @@ from lstm_ref.conformance import (
     cuda_skip_reason,
     dropout_replay,
     make_inputs,
+    own_parameter,
     replay_seed,
     reproducible,
     seed_for,
@@ -175,14 +176,10 @@ def candidate_parameters(candidate: object, given: nn.Module) -> list[tuple[str,
     unique ``*.name`` suffix: a wrapper holding the LSTM as a submodule); otherwise, and for
     names the candidate module lacks, the parameter of ``given``, the module handed to the factory.
     """
-    own = dict(candidate.named_parameters()) if isinstance(candidate, nn.Module) else {}
     matched = []
     for name, handed in given.named_parameters():
-        found = own.get(name)
-        if found is None:
-            suffixed = [p for n, p in own.items() if n.endswith("." + name)]
-            found = suffixed[0] if len(suffixed) == 1 else handed
-        matched.append((name, found))
+        found = own_parameter(candidate, name)
+        matched.append((name, handed if found is None else found))
     return matched
 
 
