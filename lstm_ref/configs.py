@@ -59,6 +59,14 @@ MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 #: kinds on an idle machine, 57 s beside a running test suite; a GRU or RNN configuration is cheap).
 MODULE_CHOICES = tuple(mode.lower() for mode in MODES)
 DEFAULT_MODULES = MODULE_CHOICES
+#: Each kind as torch's module reads (``torch.nn.`` + this).
+MODULE_NAMES = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "RNN(tanh)", "RNN_RELU": "RNN(relu)"}
+
+
+def module_names(modes: Iterable[str]) -> str:
+    """The torch modules of ``modes``, e.g. ``torch.nn.LSTM, GRU, RNN(tanh)``."""
+    return "torch.nn." + ", ".join(MODULE_NAMES[mode] for mode in modes)
+
 
 INPUT_FORMS = AXES["input_form"]
 LAYOUTS = AXES["layout"]
@@ -252,12 +260,14 @@ def distinct(configs: Iterable[Config]) -> list[Config]:
 
 
 def for_modes(configs: Iterable[Config], modes: Iterable[str] = MODES) -> list[Config]:
-    """``configs`` for each kind of ``modes``, kind by kind: the LSTM's as they are, every other
-    kind's without the configurations with projections, twins merged (:func:`distinct`: torch
-    computes GRU and RNN on its native loop only)."""
+    """``configs`` for each kind of ``modes``, kind by kind: the LSTM's as they are; for every
+    other kind (no projection), a grid point with a projection runs without it and a tagged case
+    with one, whose projection is part of what it tests, is left out; twins merged
+    (:func:`distinct`: torch computes GRU and RNN on its native loop only)."""
     configs = list(configs)
-    return distinct(replace(config, mode=mode) for mode in modes for config in configs
-                    if mode == "LSTM" or not config.proj_size)
+    return distinct(replace(config, mode=mode, proj_size=0 if mode != "LSTM" else config.proj_size)
+                    for mode in modes for config in configs
+                    if mode == "LSTM" or not (config.proj_size and config.tag))
 
 
 def parameter_suffix(layer: int, direction: int) -> str:

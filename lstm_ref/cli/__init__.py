@@ -39,7 +39,7 @@ USAGE_ERRORS = (UsageError, CandidateError, WeightFileError, StateDictError, Vec
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``lstm-ref`` parser; each subcommand sets ``run`` (parsed args -> exit code)."""
-    parser = argparse.ArgumentParser(prog="lstm-ref", description="LSTM conformance against torch.nn.LSTM")
+    parser = argparse.ArgumentParser(prog="lstm-ref", description="conformance against torch.nn.LSTM, GRU and RNN")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for group in COMMANDS:
         group.add_commands(subparsers)

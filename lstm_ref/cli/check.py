@@ -1,4 +1,4 @@
-"""``lstm-ref check``: the conformance matrix against torch.nn.LSTM, a table by axis.
+"""``lstm-ref check``: the conformance matrix against torch.nn.LSTM, GRU and RNN, a table by axis.
 
 The candidate runs in a worker process (``lstm_ref.runner``) unless ``--no-isolate``.
 Exit codes: 0 every configuration passed (skipped, unsupported and xfailed ones
@@ -76,7 +76,7 @@ def run_check(args: argparse.Namespace) -> int:
     modes = tuple(name.upper() for name in choices(args.module, configs.MODULE_CHOICES, "module"))
     if modes != ("LSTM",):
         matrix, grad_matrix = configs.for_modes(matrix, modes), configs.for_modes(grad_matrix, modes)
-    print(f"lstm-ref check: {spec} against torch.nn.LSTM {torch.__version__}; "
+    print(f"lstm-ref check: {spec} against {configs.module_names(modes)} {torch.__version__}; "
           f"{len(matrix)} configurations on {','.join(devices)} in {','.join(dtypes)}, seed {args.seed}"
           + (f"; gradients on {len(grad_matrix)}" if args.grad else "")
           + ("; in this process" if args.no_isolate else "; in a worker process"))
