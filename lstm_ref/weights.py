@@ -1,44 +1,50 @@
-"""Weight import: read checkpoint files safely, find the LSTMs inside a state_dict.
+"""Weight import: read checkpoint files safely, find the recurrent modules inside a state_dict.
 
 Reading (:func:`read_state_dict`): ``.pt``/``.pth`` with ``torch.load(...,
 weights_only=True)`` (a pickled full model is refused, nothing in a file is
 ever executed), ``.safetensors`` (the optional ``safetensors`` package) and
 ``.npz`` (``numpy.load(..., allow_pickle=False)``).
 
-Discovery (:func:`find_lstms`): in a whole model's state_dict, every group of
+Discovery (:func:`find_modules`): in a whole model's state_dict, every group of
 keys ``<prefix>weight_ih_l{k}[_reverse]``, ``weight_hh_*``, ``bias_ih_*``,
-``bias_hh_*``, ``weight_hr_*`` is an ``nn.LSTM`` and every group
-``<prefix>weight_ih``, ``weight_hh``[, ``bias_ih``, ``bias_hh``] an
-``nn.LSTMCell``. The configuration is read off the key set and shapes
-(torch's layout, gate order i, f, g, o):
+``bias_hh_*`` (``weight_hr_*``) is an ``nn.LSTM``, ``nn.GRU`` or ``nn.RNN`` and
+every group ``<prefix>weight_ih``, ``weight_hh``[, ``bias_ih``, ``bias_hh``] one
+of their cells. The kind and configuration are read off the key set and shapes
+(torch's layout; G gates: 4 for an LSTM, i, f, g, o; 3 for a GRU, r, z, n; 1 for
+an RNN, as :data:`lstm_ref.functional.GATES`):
 
-    weight_ih_l0  (4H, input_size)      -> input_size, H
-    weight_hh_l0  (4H, H_out)           H_out = proj_size or H
-    weight_hr_l0  (proj_size, H)        present <=> proj_size > 0
-    bias_*_l0     (4H,)                 present <=> bias
-    *_reverse                           present <=> bidirectional
-    largest k + 1                       num_layers
+    weight_ih_l0  (G*H, input_size)    -> G (the kind), input_size, H
+    weight_hh_l0  (G*H, H_out)         H_out = proj_size or H
+    weight_hr_l0  (proj_size, H)       LSTM only; present <=> proj_size > 0
+    bias_*_l0     (G*H,)               present <=> bias
+    *_reverse                          present <=> bidirectional
+    largest k + 1                      num_layers
+    no _l{k} suffix                    the cell (LSTMCell, GRUCell, RNNCell)
 
-then every key is checked against the shapes an ``lstm_ref.LSTM`` of that
-configuration has: a missing, extra or mis-shaped key is a
-:class:`StateDictError` naming the key, the expected shape and the found one.
-Groups whose gate rows are 3H (GRU) or H (plain RNN) are not LSTMs and are
-left out. ``batch_first`` and ``dropout`` are not stored in a state_dict.
+Gate rows that are none of 4H, 3H and H are a :class:`StateDictError`. Then
+every key is checked against the shapes the lstm_ref module of that kind and
+configuration has: a missing, extra or mis-shaped key is a StateDictError
+naming the key, the expected shape and the found one. :func:`find_lstms` keeps
+to LSTMs and LSTMCells. ``batch_first`` and ``dropout`` are not stored in a
+state_dict, nor is an RNN's ``nonlinearity`` (tanh or relu):
+:meth:`FoundModule.build` and :func:`load_module` take it, tanh by default.
 """
 
 from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from lstm_ref.modules import LSTM, LSTMCell
+from lstm_ref.functional import GATES
+from lstm_ref.modules import GRU, LSTM, RNN, TORCH_CLASSES, GRUCell, LSTMCell, RNNCell
 
 SUFFIXES_TORCH = (".pt", ".pth")
 SUFFIXES = (*SUFFIXES_TORCH, ".safetensors", ".npz")
@@ -54,7 +60,7 @@ class WeightFileError(ValueError):
 
 
 class StateDictError(ValueError):
-    """A state_dict that does not match the LSTM its keys describe."""
+    """A state_dict that does not match the recurrent module its keys describe."""
 
 
 SAVE_STATE_DICT_HINT = (
@@ -175,16 +181,27 @@ def write_state_dict(state_dict: dict[str, Tensor], path: str | Path) -> None:
 
 # ----------------------------------------------------------------------------- discovery
 
-@dataclass
-class FoundLSTM:
-    """One LSTM or LSTMCell found in a state_dict.
+#: lstm_ref's module of each kind a state_dict can describe, by torch's class name (the kind).
+MODULES: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell)}
+#: Gates of each family (weight_ih has gates * hidden_size rows): functional.GATES by torch's class name.
+FAMILY_GATES: dict[str, int] = {TORCH_CLASSES[mode].__name__: GATES[mode] for mode in GATES}
+#: The kinds whose ``nonlinearity`` (tanh or relu) a state_dict does not record.
+RNN_KINDS = ("RNN", "RNNCell")
+NONLINEARITIES = ("tanh", "relu")
+NONLINEARITY_NOTE = "nonlinearity not stored: tanh unless given"
 
-    ``config`` holds nn.LSTM's / nn.LSTMCell's constructor arguments that a
-    state_dict determines; ``state_dict`` the module's own keys (prefix removed).
+
+@dataclass
+class FoundModule:
+    """One recurrent module (LSTM, GRU, RNN or one of their cells) found in a state_dict.
+
+    ``config`` holds the torch module's constructor arguments that a state_dict determines;
+    ``state_dict`` the module's own keys (prefix removed). An RNN's ``nonlinearity`` is not
+    among them: a state_dict does not record it (:meth:`build` takes it, tanh by default).
     """
 
     prefix: str                      # '' for a bare module's state_dict, else e.g. 'encoder.lstm'
-    kind: str                        # 'LSTM' | 'LSTMCell'
+    kind: str                        # 'LSTM' | 'GRU' | 'RNN' | 'LSTMCell' | 'GRUCell' | 'RNNCell'
     config: dict[str, Any]
     state_dict: dict[str, Tensor] = field(repr=False)
 
@@ -194,16 +211,32 @@ class FoundLSTM:
     def describe(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.config.items())
         dtype = next(iter(self.state_dict.values())).dtype
-        return f"{self.prefix or '(top level)'}: {self.kind}({args}), {str(dtype).removeprefix('torch.')}"
+        note = f" ({NONLINEARITY_NOTE})" if self.kind in RNN_KINDS else ""
+        return f"{self.prefix or '(top level)'}: {self.kind}({args}), {str(dtype).removeprefix('torch.')}{note}"
 
-    def build(self, dtype: torch.dtype | None = None) -> LSTM | LSTMCell:
-        """An ``lstm_ref.LSTM`` / ``LSTMCell`` of this configuration holding these weights
-        (in their own dtype unless ``dtype`` is given)."""
+    def build(self, dtype: torch.dtype | None = None, nonlinearity: str | None = None) -> nn.Module:
+        """The lstm_ref module of this kind and configuration (``lstm_ref.LSTM``, ``GRU``, ``RNN``
+        or a cell) holding these weights, in their own dtype unless ``dtype`` is given.
+
+        ``nonlinearity`` ("tanh" or "relu", default "tanh") is for an RNN or RNNCell only, whose
+        state_dict does not say which it was built with; ValueError for any other kind or value.
+        """
         dtype = dtype or next(iter(self.state_dict.values())).dtype
-        module = (LSTM if self.kind == "LSTM" else LSTMCell)(**self.config, dtype=dtype)
+        extra = {}
+        if nonlinearity is not None:
+            if self.kind not in RNN_KINDS:
+                raise ValueError(f"nonlinearity is an argument of RNN and RNNCell only, not of {self.kind}")
+            if nonlinearity not in NONLINEARITIES:
+                raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            extra["nonlinearity"] = nonlinearity
+        module = MODULES[self.kind](**self.config, **extra, dtype=dtype)
         with torch.no_grad():
             module.load_state_dict(self.state_dict)
         return module
+
+
+#: The name :func:`find_lstms` has always returned; the same class.
+FoundLSTM = FoundModule
 
 
 def _shape(tensor: Tensor) -> tuple[int, ...]:
@@ -212,29 +245,53 @@ def _shape(tensor: Tensor) -> tuple[int, ...]:
 
 def _expected_shapes(kind: str, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes of the module ``kind(**config)`` (built on the meta device)."""
-    module = (LSTM if kind == "LSTM" else LSTMCell)(**config, device="meta")
+    module = MODULES[kind](**config, device="meta")
     return {name: tuple(p.shape) for name, p in module.named_parameters()}
 
 
-def _group_keys(state_dict: dict[str, Tensor]) -> dict[tuple[str, str], dict[str, Tensor]]:
-    """Keys grouped by (prefix, kind), each group keyed by the module's own parameter name."""
-    groups: dict[tuple[str, str], dict[str, Tensor]] = {}
+def _group_keys(state_dict: dict[str, Tensor]) -> dict[tuple[str, bool], dict[str, Tensor]]:
+    """Keys grouped by (prefix, layered: ``_l{k}`` suffixes, else a cell), each group keyed by
+    the module's own parameter name."""
+    groups: dict[tuple[str, bool], dict[str, Tensor]] = {}
     for key, tensor in state_dict.items():
         match = _KEY.match(key)
         if not match:
             continue
-        kind = "LSTM" if match["suffix"] else "LSTMCell"
         name = key[len(match["prefix"]):]
-        groups.setdefault((match["prefix"], kind), {})[name] = tensor
+        groups.setdefault((match["prefix"], bool(match["suffix"])), {})[name] = tensor
     return groups
 
 
-def _infer_config(prefix: str, kind: str, group: dict[str, Tensor]) -> dict[str, Any] | None:
-    """The configuration the key set and layer-0 shapes describe; None for a GRU or plain RNN."""
-    suffix = "_l0" if kind == "LSTM" else ""
+def _family(prefix: str, suffix: str, w_ih: Tensor, w_hh: Tensor, hidden: int, projected: bool) -> str:
+    """LSTM, GRU or RNN, from weight_ih's rows (4H, 3H or H); StateDictError for other rows or
+    for weight_hh's rows disagreeing."""
+    rows, columns = w_ih.shape
+    families = {gates * hidden: family for family, gates in FAMILY_GATES.items()}
+    if rows not in families:
+        expected = ", ".join(f"{(gates * hidden, columns)} ({family}: {gates} x hidden_size {hidden})"
+                             for family, gates in FAMILY_GATES.items())
+        hint = ""
+        if rows % 4 == 0 and rows // 4 > hidden and not projected:
+            hint = (f"; an LSTM of hidden_size {rows // 4} with proj_size={hidden} would also have "
+                    f"{prefix}weight_hr{suffix} {(hidden, rows // 4)}, which is missing")
+        raise StateDictError(f"{prefix}weight_ih{suffix}: expected gate rows of 4, 3 or 1 times hidden_size "
+                             f"(hidden_size {hidden} from {prefix}weight_{'hr' if projected else 'hh'}{suffix}): "
+                             f"one of {expected}, found {_shape(w_ih)}{hint}")
+    family = families[rows]
+    if w_hh.shape[0] != rows:
+        raise StateDictError(f"{prefix}weight_hh{suffix}: expected shape {(rows, w_hh.shape[1])} "
+                             f"(a {family}, as {prefix}weight_ih{suffix}'s rows say), found {_shape(w_hh)}")
+    return family
+
+
+def _infer(prefix: str, layered: bool, group: dict[str, Tensor]) -> tuple[str, dict[str, Any]] | None:
+    """(kind, configuration) the key set and layer-0 shapes describe; None for hidden_size 0
+    (an empty cell: no gate rows tell its kind)."""
+    suffix = "_l0" if layered else ""
     for needed in ("weight_ih", "weight_hh"):
         if needed + suffix not in group:
-            raise StateDictError(f"missing key {prefix}{needed}{suffix} (keys of an {kind} were found "
+            what = "nn.LSTM, nn.GRU or nn.RNN" if layered else "nn.LSTMCell, nn.GRUCell or nn.RNNCell"
+            raise StateDictError(f"missing key {prefix}{needed}{suffix} (keys of an {what} were found "
                                  f"under {prefix or 'the top level'!r}: {', '.join(sorted(group))})")
     w_ih, w_hh = group["weight_ih" + suffix], group["weight_hh" + suffix]
     proj = group.get("weight_hr" + suffix)
@@ -242,25 +299,25 @@ def _infer_config(prefix: str, kind: str, group: dict[str, Tensor]) -> dict[str,
         bad, tensor = ("weight_ih", w_ih) if w_ih.dim() != 2 else ("weight_hh", w_hh)
         raise StateDictError(f"{prefix}{bad}{suffix}: expected a 2-D (gates*hidden, in) weight, "
                              f"found shape {_shape(tensor)}")
-    hidden = proj.shape[-1] if proj is not None and proj.dim() == 2 else w_hh.shape[1]
-    gate_rows = w_ih.shape[0]
-    if gate_rows in (hidden, 3 * hidden) and gate_rows == w_hh.shape[0]:
-        return None  # an nn.RNN (1 gate) or nn.GRU (3 gates)
-    if gate_rows != 4 * hidden:
-        raise StateDictError(f"{prefix}weight_ih{suffix}: expected shape {(4 * hidden, w_ih.shape[1])} "
-                             f"(4 gates x hidden_size {hidden}), found {_shape(w_ih)}")
-    config: dict[str, Any] = {"input_size": int(w_ih.shape[1]), "hidden_size": int(hidden)}
-    if kind == "LSTM":
+    projected = proj is not None and proj.dim() == 2
+    hidden = int(proj.shape[-1] if projected else w_hh.shape[1])
+    if hidden == 0:
+        return None
+    family = _family(prefix, suffix, w_ih, w_hh, hidden, projected)
+    kind = family if layered else family + "Cell"
+    config: dict[str, Any] = {"input_size": int(w_ih.shape[1]), "hidden_size": hidden}
+    if layered:
         layers = [int(m["layer"]) for m in map(_KEY.match, group) if m and m["layer"] is not None]
         config["num_layers"] = max(layers) + 1
     config["bias"] = any(name.startswith("bias_") for name in group)
-    if kind == "LSTM":
+    if layered:
         config["bidirectional"] = any(name.endswith("_reverse") for name in group)
+    if kind == "LSTM":
         config["proj_size"] = int(proj.shape[0]) if proj is not None else 0
-    if config.get("proj_size", 0) >= hidden:
-        raise StateDictError(f"{prefix}weight_hr_l0: expected shape (P, {hidden}) with P < hidden_size "
-                             f"{hidden}, found {_shape(proj)}")
-    return config
+        if config["proj_size"] >= hidden:
+            raise StateDictError(f"{prefix}weight_hr_l0: expected shape (P, {hidden}) with P < hidden_size "
+                                 f"{hidden}, found {_shape(proj)}")
+    return kind, config
 
 
 def _validate(prefix: str, kind: str, config: dict[str, Any], group: dict[str, Tensor]) -> None:
@@ -278,33 +335,54 @@ def _validate(prefix: str, kind: str, config: dict[str, Any], group: dict[str, T
                                  f"{what} has no such parameter")
 
 
-def find_lstms(state_dict: dict[str, Tensor]) -> list[FoundLSTM]:
-    """Every nn.LSTM and nn.LSTMCell in ``state_dict``, in key order, each validated."""
+def find_modules(state_dict: dict[str, Tensor], kinds: Iterable[str] | None = None) -> list[FoundModule]:
+    """Every nn.LSTM, nn.GRU, nn.RNN and their cells in ``state_dict``, in key order, each
+    validated; only those of ``kinds`` (names in :data:`MODULES`) when given, the others then
+    being neither returned nor checked beyond telling their kind."""
+    wanted = set(MODULES if kinds is None else kinds)
+    if not wanted <= set(MODULES):
+        raise ValueError(f"unknown kinds {sorted(wanted - set(MODULES))}; known: {', '.join(MODULES)}")
     found = []
-    for (prefix, kind), group in _group_keys(state_dict).items():
-        config = _infer_config(prefix, kind, group)
-        if config is None:
+    for (prefix, layered), group in _group_keys(state_dict).items():
+        inferred = _infer(prefix, layered, group)
+        if inferred is None or inferred[0] not in wanted:
             continue
+        kind, config = inferred
         _validate(prefix, kind, config, group)
-        found.append(FoundLSTM(prefix.removesuffix("."), kind, config, group))
+        found.append(FoundModule(prefix.removesuffix("."), kind, config, group))
     return found
 
 
-def select(found: list[FoundLSTM], prefix: str | None) -> FoundLSTM:
-    """The one LSTM named by ``prefix`` (trailing dot optional), or the only one when None."""
+def find_lstms(state_dict: dict[str, Tensor]) -> list[FoundModule]:
+    """Every nn.LSTM and nn.LSTMCell in ``state_dict``, in key order, each validated (GRUs and
+    RNNs are left out: :func:`find_modules` finds every kind)."""
+    return find_modules(state_dict, kinds=("LSTM", "LSTMCell"))
+
+
+def _names(found: list[FoundModule]) -> str:
+    return ", ".join(f"{f.prefix!r} ({f.kind})" for f in found) or "none"
+
+
+def select(found: list[FoundModule], prefix: str | None) -> FoundModule:
+    """The one module named by ``prefix`` (trailing dot optional), or the only one when None."""
     if prefix is None:
         if len(found) != 1:
-            names = ", ".join(repr(f.prefix) for f in found) or "none"
-            raise StateDictError(f"{len(found)} LSTMs found ({names}); choose one with --prefix")
+            raise StateDictError(f"{len(found)} recurrent modules found ({_names(found)}); "
+                                 "choose one with --prefix")
         return found[0]
     wanted = prefix.removesuffix(".")
     for candidate in found:
         if candidate.prefix == wanted:
             return candidate
-    names = ", ".join(repr(f.prefix) for f in found) or "none"
-    raise StateDictError(f"no LSTM under prefix {prefix!r}; found: {names}")
+    raise StateDictError(f"no recurrent module under prefix {prefix!r}; found: {_names(found)}")
+
+
+def load_module(path: str | Path, prefix: str | None = None, nonlinearity: str | None = None) -> nn.Module:
+    """Read ``path``, find the recurrent module under ``prefix`` (or the only one) and build it in
+    lstm_ref; ``nonlinearity`` ("tanh" or "relu", default tanh) for an RNN or RNNCell only."""
+    return select(find_modules(read_state_dict(path)), prefix).build(nonlinearity=nonlinearity)
 
 
 def load_lstm(path: str | Path, prefix: str | None = None) -> LSTM | LSTMCell:
     """Read ``path``, find the LSTM under ``prefix`` (or the only one) and build it in lstm_ref."""
-    return select(find_lstms(read_state_dict(path)), prefix).build()
+    return cast("LSTM | LSTMCell", select(find_lstms(read_state_dict(path)), prefix).build())
