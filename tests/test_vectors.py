@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from lstm_ref import vectors
+from lstm_ref.candidates import load_factory
 from lstm_ref.cli import main
 from lstm_ref.configs import INPUT_FORMS, Config
 from lstm_ref.conformance import FAILED, PASSED
-from lstm_ref.modules import LSTM
+from lstm_ref.modules import GRU, LSTM
+from lstm_ref.tolerances import tolerance_for
 
 BASE = Config(dtype="float64", initial_state=True, seq_len=4, input_size=3, hidden_size=4)
 #: Small cases covering the input forms the files must carry: dense batch_first bidirectional,
@@ -156,3 +158,74 @@ def test_verify_usage_errors_exit_2(tmp_path, capsys, content):
     assert main(["verify", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "manifest.json" in err
+
+
+#: GRU and RNN cases: packed bidirectional with h0 (h_n alone, no c0/c_n), unbatched without a state.
+RNN_CASES = [
+    replace(BASE, mode="GRU", bidirectional=True, input_form="packed", batch_first=True),
+    replace(BASE, mode="RNN_TANH", num_layers=2, input_form="unbatched", initial_state=False),
+    replace(BASE, mode="RNN_RELU", num_layers=2, bias=False),
+]
+
+
+@pytest.fixture(scope="module")
+def rnn_vector_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("rnn_vectors")
+    vectors.write_vectors(directory, seed=0, cases=RNN_CASES)
+    return directory
+
+
+def test_gru_and_rnn_cases_hold_h_alone_and_name_their_kind(rnn_vector_dir):
+    manifest = json.loads((rnn_vector_dir / vectors.MANIFEST).read_text())
+    assert manifest["gate_orders"]["GRU"] == "r, z, n" and manifest["gate_orders"]["LSTM"] == "i, f, g, o"
+    assert [e["config"]["mode"] for e in manifest["cases"]] == [c.mode for c in RNN_CASES for _ in range(2)]
+    for entry in manifest["cases"]:
+        with np.load(rnn_vector_dir / entry["file"], allow_pickle=False) as archive:
+            assert "c_n" not in archive.files and "c0" not in archive.files and "h_n" in archive.files
+            assert ("h0" in archive.files) == entry["config"]["initial_state"]
+            gates = 3 if entry["config"]["mode"] == "GRU" else 1
+            assert archive["weight_hh_l0"].shape == (gates * BASE.hidden_size, BASE.hidden_size)
+    assert manifest["cases"][4]["module_kwargs"]["nonlinearity"] == "relu"
+
+
+@pytest.mark.parametrize("impl", ["lstm_ref", "torch"])
+def test_verify_passes_correct_gru_and_rnn(rnn_vector_dir, capsys, impl):
+    assert main(["verify", str(rnn_vector_dir), "--impl", impl]) == 0
+    assert f"{2 * len(RNN_CASES)} passed, 0 failed" in capsys.readouterr().out
+
+
+def test_verify_fails_gru_and_rnn_mutants_on_their_cases(rnn_vector_dir):
+    from tests import mutants_rnn
+
+    results = vectors.verify_vectors(rnn_vector_dir, mutants_rnn.reset_update_swapped)
+    assert [r.status for r in results[:2]] == [FAILED, FAILED]          # the GRU cases
+    results = vectors.verify_vectors(rnn_vector_dir, mutants_rnn.relu_for_tanh)
+    assert [r.status for r in results[2:4]] == [FAILED, FAILED]         # the RNN_TANH cases
+
+
+def test_a_gru_answering_with_an_lstm_state_pair_fails_with_the_expected_form(rnn_vector_dir):
+    def pair(module):
+        gru = GRU.from_torch(module)
+        return lambda input, hx=None: (lambda output, h_n: (output, (h_n, h_n)))(*gru(input, hx))
+    result = vectors.verify_vectors(rnn_vector_dir, pair)[0]
+    assert result.status == FAILED
+
+
+def test_a_case_where_torch_errs_past_half_the_row_allows_twice_torchs_error(tmp_path):
+    saturating = next(c for c in vectors.vector_configs(("GRU",)) if c.tag == "saturating_T200")
+    manifest = vectors.write_vectors(tmp_path, cases=[saturating])
+    float32 = manifest["cases"][1]
+    row = tolerance_for("float32", "cpu").over(saturating.seq_len)
+    assert float32["torch_error"] > 0.5                # torch's float32 against the float64 truth
+    assert float32["tolerance"]["rtol"] == pytest.approx(2 * float32["torch_error"] * row.rtol)
+    float64_row = tolerance_for("float64", "cpu").over(saturating.seq_len)
+    assert manifest["cases"][0]["tolerance"]["rtol"] == float64_row.rtol   # float64: torch is the truth
+    assert all(r.status == PASSED for r in vectors.verify_vectors(tmp_path, load_factory("torch")[1]))
+
+
+def test_a_version_1_manifest_of_lstm_cases_still_replays(tmp_path):
+    manifest = vectors.write_vectors(tmp_path, cases=SMALL_CASES[:1])
+    for entry in manifest["cases"]:
+        del entry["config"]["mode"]
+    (tmp_path / vectors.MANIFEST).write_text(json.dumps({**manifest, "version": 1}))
+    assert [r.status for r in vectors.verify_vectors(tmp_path, load_factory("lstm_ref")[1])] == [PASSED, PASSED]

@@ -31,14 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstm_ref.candidates import load_factory
-from lstm_ref.compare import ulp
-from lstm_ref.configs import Config, torch_runs_path
-from lstm_ref.conformance import PASSED, torch_path
-from lstm_ref.vectors import read_manifest, verify_vectors, write_vectors
+from lstm_ref.compare import split_result, state_names, ulp
+from lstm_ref.configs import torch_runs_path
+from lstm_ref.conformance import PASSED, call_hx, torch_path
+from lstm_ref.vectors import case_config, case_module, read_manifest, verify_vectors, write_vectors
 
 PATHS = ("onednn", "native")
 FORWARD = ("output", "h_n", "c_n")
@@ -51,27 +51,26 @@ def loss_weights(tensor: Tensor) -> Tensor:
 
 
 def run_case(entry: dict, arrays: dict[str, Tensor], path: str) -> dict[str, Tensor]:
-    """nn.LSTM on one vector case's inputs, on ``path``: its outputs and gradients by name."""
-    config = Config(**{k: v for k, v in entry["config"].items() if k != "id"})
-    module = nn.LSTM(**entry["module_kwargs"], dtype=config.torch_dtype).train(False)
-    with torch.no_grad():
-        module.load_state_dict({k: arrays[k] for k in module.state_dict()})
+    """torch's module of one vector case (nn.LSTM, nn.GRU, nn.RNN) on its inputs, on ``path``:
+    its outputs and gradients by name."""
+    config = case_config(entry)
+    module = case_module(entry, arrays).train(False)
     x = arrays["input"].clone().requires_grad_()
     input = (pack_padded_sequence(x, arrays["lengths"], batch_first=config.batch_first, enforce_sorted=False)
              if "lengths" in arrays else x)
     leaves = {"input": x}
-    hx = None
-    if "h0" in arrays:
-        hx = (arrays["h0"].clone().requires_grad_(), arrays["c0"].clone().requires_grad_())
-        leaves.update(h0=hx[0], c0=hx[1])
+    initial = {name: arrays[name].clone().requires_grad_() for name in ("h0", "c0") if name in arrays}
+    leaves.update(initial)
     leaves.update(module.named_parameters())
     with torch_path(path):
-        output, (h_n, c_n) = module(input, hx)
+        result = module(input, call_hx(tuple(initial.values()) or None))
+        names = state_names(result)
+        output, states = split_result(result, names)
         if "lengths" in arrays:
             output = pad_packed_sequence(output, batch_first=config.batch_first)[0]
-        loss = sum((t * loss_weights(t)).sum() for t in (output, h_n, c_n))
+        loss = sum((t * loss_weights(t)).sum() for t in (output, *states))
         grads = torch.autograd.grad(loss, list(leaves.values()))
-    results = {"output": output.detach(), "h_n": h_n.detach(), "c_n": c_n.detach()}
+    results = {"output": output.detach(), **{name: state.detach() for name, state in zip(names, states)}}
     results.update((f"grad.{name}", grad) for name, grad in zip(leaves, grads))
     return results
 
@@ -82,7 +81,7 @@ def record(vectors: Path, out: Path) -> int:
     arrays: dict[str, np.ndarray] = {}
     runs = 0
     for entry in read_manifest(vectors)["cases"]:
-        config = Config(**{k: v for k, v in entry["config"].items() if k != "id"})
+        config = case_config(entry)
         with np.load(vectors / entry["file"], allow_pickle=False) as archive:
             data = {k: torch.from_numpy(np.array(archive[k])) for k in archive.files}
         for path in PATHS:
