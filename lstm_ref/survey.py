@@ -1,8 +1,8 @@
 """The survey: every installed runtime of :mod:`lstm_ref.runtimes` through the conformance
-checks, and one table of where each departs from ``torch.nn.LSTM``.
+checks, and one table of where each departs from ``torch.nn.LSTM`` (``nn.GRU``, ``nn.RNN``).
 
 For each runtime, :func:`run_survey` runs :func:`lstm_ref.conformance.check_forward` over the
-default matrix (or the quick one) and :func:`lstm_ref.gradients.check_gradients` over the
+default matrix (or the quick one) of each module kind asked for and :func:`lstm_ref.gradients.check_gradients` over the
 gradient matrix, on each device's default torch path only (the candidate's side does not
 depend on which torch path computes the expected values), in a worker process per runtime
 (:class:`lstm_ref.runner.Runner`: its export caches live as long as the worker, and a
@@ -73,12 +73,14 @@ def missing_packages(runtime: str) -> list[str]:
 
 
 def matrices(quick: bool, devices: Sequence[str] = ("cpu",), dtypes: Sequence[str] = configs.DTYPES,
-             ) -> tuple[list[configs.Config], list[configs.Config]]:
-    """The forward and gradient configurations of a survey: the default (or quick) matrices, each
-    computation once: on each device's first torch path, or the path torch falls back to from it
-    (autocast rows: every path, as torch's paths differ there)."""
-    forward = (configs.quick_matrix if quick else configs.default_matrix)(devices, dtypes)
-    gradients = (configs.quick_gradient_matrix if quick else configs.gradient_matrix)(devices, dtypes)
+             modes: Sequence[str] = configs.MODES) -> tuple[list[configs.Config], list[configs.Config]]:
+    """The forward and gradient configurations of a survey: the default (or quick) matrices for
+    each kind of ``modes`` (:func:`lstm_ref.configs.for_modes`), each computation once: on each
+    device's first torch path, or the path torch falls back to from it (autocast rows: every
+    path, as torch's paths differ there)."""
+    forward = configs.for_modes((configs.quick_matrix if quick else configs.default_matrix)(devices, dtypes), modes)
+    gradients = configs.for_modes(
+        (configs.quick_gradient_matrix if quick else configs.gradient_matrix)(devices, dtypes), modes)
 
     def first_path(matrix: list[configs.Config]) -> list[configs.Config]:
         return [c for c in matrix if c.autocast or c.torch_path == configs.torch_runs_path(
@@ -100,6 +102,7 @@ class Survey:
     started: str = ""
     threads: int = 0  # each worker's torch intra-op threads
     dtypes: tuple[str, ...] = configs.DTYPES
+    modes: tuple[str, ...] = configs.MODES
     planned: int = 0  # checks the survey set out to run; fewer ran if it was interrupted
     interrupted: bool = False
 
@@ -118,23 +121,25 @@ def run_survey(
     names: Sequence[str] | None = None, quick: bool = False, seed: int = 0,
     devices: Sequence[str] = ("cpu",), dtypes: Sequence[str] = configs.DTYPES,
     progress: Callable[[Result], None] | None = None, timeout: float = DEFAULT_TIMEOUT, jobs: int = 1,
+    modes: Sequence[str] = configs.MODES,
 ) -> Survey:
     """Run the forward and gradient checks for each runtime in ``names`` (default: all of
-    :data:`RUNTIMES`); ``progress`` is called with each Result as it arrives (from one thread
-    at a time); ``timeout``: seconds one configuration may take (0: no limit); ``jobs``: how
-    many runtimes run at once, each in its own worker process (the survey's order and results
-    do not depend on it). Ctrl-C kills the checks in flight and raises
-    :class:`SurveyInterrupted` with the results so far."""
+    :data:`RUNTIMES`) on each module kind of ``modes`` (default: all); ``progress`` is called
+    with each Result as it arrives (from one thread at a time); ``timeout``: seconds one
+    configuration may take (0: no limit); ``jobs``: how many runtimes run at once, each in its
+    own worker process (the survey's order and results do not depend on it). Ctrl-C kills the
+    checks in flight and raises :class:`SurveyInterrupted` with the results so far."""
     names = list(RUNTIMES) if names is None else list(names)
     unknown = [name for name in names if name not in RUNTIMES]
     if unknown:
         raise SurveyError(f"unknown runtime {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
     if jobs < 1:
         raise SurveyError(f"jobs must be at least 1, got {jobs}")
-    forward, gradients = matrices(quick, devices, dtypes)
+    forward, gradients = matrices(quick, devices, dtypes, modes)
     checks = [("forward", c) for c in forward] + [("gradients", c) for c in gradients]
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     survey = Survey(quick=quick, seed=seed, timeout=timeout, threads=torch.get_num_threads(), dtypes=tuple(dtypes),
-                    started=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                    modes=tuple(modes), started=started)
     reporting = threading.Lock()
     interrupted = threading.Event()
     runners: list[Runner] = []
@@ -183,9 +188,9 @@ def run_survey(
 
 
 def total_checks(names: Sequence[str] | None, quick: bool, devices: Sequence[str] = ("cpu",),
-                 dtypes: Sequence[str] = configs.DTYPES) -> int:
+                 dtypes: Sequence[str] = configs.DTYPES, modes: Sequence[str] = configs.MODES) -> int:
     """How many Results :func:`run_survey` will report (installed runtimes only), for a progress bar."""
-    forward, gradients = matrices(quick, devices, dtypes)
+    forward, gradients = matrices(quick, devices, dtypes, modes)
     installed = [n for n in (names or RUNTIMES) if n in RUNTIMES and not missing_packages(n)]
     return len(installed) * (len(forward) + len(gradients))
 
@@ -257,8 +262,9 @@ def markdown(survey: Survey) -> str:
     names = list(survey.results)
     versions = ", ".join(f"{k} {env[k]}" for k in ("python", *PACKAGES) if env.get(k))
     threads = f"{env['threads']} thread{'s' if env['threads'] != 1 else ''} per worker"
-    lines = [f"Survey of {survey.started} ({'quick' if survey.quick else 'full'} matrices in "
-             f"{', '.join(survey.dtypes)}, seed {survey.seed}, {threads}, {survey.timeout:g} s per configuration): "
+    lines = [f"Survey of {survey.started} ({'quick' if survey.quick else 'full'} matrices of "
+             f"{configs.module_names(survey.modes)} in {', '.join(survey.dtypes)}, seed {survey.seed}, {threads}, "
+             f"{survey.timeout:g} s per configuration): "
              f"{versions}; {env['platform']}.", ""]
     if survey.interrupted:
         ran = sum(len(results) for results in survey.results.values())
@@ -293,6 +299,7 @@ def as_json(survey: Survey) -> dict:
         "started": survey.started,
         "quick": survey.quick,
         "dtypes": list(survey.dtypes),
+        "modes": list(survey.modes),
         "seed": survey.seed,
         "timeout": survey.timeout,
         "planned": survey.planned,

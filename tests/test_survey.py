@@ -22,7 +22,7 @@ from lstm_ref.conformance import FAILED, PASSED, UNSUPPORTED, Result
 @pytest.fixture(scope="module")
 def oracle_survey() -> survey.Survey:
     """The quick survey of numpy-oracle alone: it passes every forward check and has no gradients."""
-    return survey.run_survey(["numpy-oracle"], quick=True)
+    return survey.run_survey(["numpy-oracle"], quick=True, modes=("LSTM",))
 
 
 def test_survey_runs_both_checks_on_one_torch_path(oracle_survey):
@@ -77,7 +77,7 @@ def test_runtime_without_its_packages_is_listed_not_run(monkeypatch):
 def test_runtimes_at_once_report_as_one_at_a_time(monkeypatch):
     """--jobs: each runtime's results stay its own, in the survey's order, every one reported."""
     few = quick_matrix()[:3], quick_gradient_matrix()[:1]
-    monkeypatch.setattr(survey, "matrices", lambda quick, devices=(), dtypes=(): few)
+    monkeypatch.setattr(survey, "matrices", lambda quick, devices=(), dtypes=(), modes=(): few)
     names = ["quantized-dynamic", "numpy-oracle", "torchscript"]
     reported = []
     at_once = survey.run_survey(names, jobs=3, progress=reported.append)
@@ -96,19 +96,40 @@ def test_runtimes_at_once_report_as_one_at_a_time(monkeypatch):
 def test_cli_writes_the_table(tmp_path, capsys, monkeypatch):
     few = tuple([c for dtype in ("float32", "float64") for c in [c for c in matrix if c.dtype == dtype][:2]]
                 for matrix in (quick_matrix(), quick_gradient_matrix()))
-    monkeypatch.setattr(survey, "matrices", lambda quick, devices=(), dtypes=(): tuple(
+    monkeypatch.setattr(survey, "matrices", lambda quick, devices=(), dtypes=(), modes=(): tuple(
         [c for c in matrix if c.dtype in dtypes] for matrix in few))
     markdown, report = tmp_path / "t.md", tmp_path / "t.json"
     threads = torch.get_num_threads()
     code = main(["survey", "--quick", "--runtimes", "numpy-oracle", "--markdown", str(markdown),
-                 "--json", str(report), "--threads", "3", "--dtype", "float32"])
+                 "--json", str(report), "--threads", "3", "--dtype", "float32", "--module", "lstm"])
     assert code == 0 and markdown.exists() and report.exists()
     written = json.loads(report.read_text())
     assert written["environment"]["threads"] == 3 and written["dtypes"] == ["float32"]
     assert {r["config"]["dtype"] for r in written["results"]["numpy-oracle"]} == {"float32"}
-    assert "quick matrices in float32, seed 0, 3 threads per worker" in markdown.read_text()
+    assert "quick matrices of torch.nn.LSTM in float32, seed 0, 3 threads per worker" in markdown.read_text()
+    assert written["modes"] == ["LSTM"]
     assert torch.get_num_threads() == threads, "the caller's thread count is restored"
     assert "| num_layers |" in capsys.readouterr().out
+
+
+def test_survey_of_the_other_kinds_has_their_rows(tmp_path, capsys):
+    """--module: each kind's quick matrices, one table with a row per kind; the oracle passes every
+    RNN configuration (its one GRU departure, the more exact saturating_T200, is docs/runtimes.md's)."""
+    forward, gradients = survey.matrices(quick=True, modes=("GRU", "RNN_TANH"))
+    assert {c.mode for c in forward} == {c.mode for c in gradients} == {"GRU", "RNN_TANH"}
+    assert not any(c.proj_size for c in forward + gradients)
+    assert survey.total_checks(["numpy-oracle"], True, modes=("RNN_TANH",)) == len(
+        [c for c in forward + gradients if c.mode == "RNN_TANH"])
+    code = main(["survey", "--quick", "--runtimes", "numpy-oracle", "--module", "rnn_tanh,rnn_relu",
+                 "--markdown", str(tmp_path / "s.md"), "--json", str(tmp_path / "s.json")])
+    assert code == 0
+    written = json.loads((tmp_path / "s.json").read_text())
+    forward_results = [r for r in written["results"]["numpy-oracle"] if r["check"] == "forward"]
+    assert {r["config"]["mode"] for r in forward_results} == {"RNN_TANH", "RNN_RELU"}
+    assert {r["status"] for r in forward_results} == {PASSED}
+    text = (tmp_path / "s.md").read_text()
+    assert "| mode | RNN_RELU |" in text and "torch.nn.RNN(tanh), RNN(relu)" in text
+    assert main(["survey", "--module", "lsmt"]) == 2
 
 
 def test_cli_usage_errors(tmp_path, capsys):
@@ -127,7 +148,7 @@ def test_ctrl_c_stops_a_survey_of_runtimes_at_once_and_keeps_what_ran(tmp_path):
     marker, env = marked_environment()
     survey_run = subprocess.Popen(
         [sys.executable, "-m", "lstm_ref.cli", "survey", "--quick", "--jobs", "2", "--runtimes",
-         "numpy-oracle,torch-compile,torch-export", "--markdown", str(tmp_path / "s.md"), "--json",
+         "numpy-oracle,torch-compile,torch-export", "--module", "lstm", "--markdown", str(tmp_path / "s.md"), "--json",
          str(tmp_path / "s.json")], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         first_progress = survey_run.stderr.readline()  # a tenth of the checks: numpy-oracle's, while torch.compile
@@ -148,6 +169,7 @@ def test_ctrl_c_stops_a_survey_of_runtimes_at_once_and_keeps_what_ran(tmp_path):
     assert leftover == []
     written = json.loads((tmp_path / "s.json").read_text())
     ran = sum(len(results) for results in written["results"].values())
-    assert written["interrupted"] and 0 < ran < written["planned"] == 3 * sum(map(len, survey.matrices(quick=True)))
+    planned = 3 * sum(map(len, survey.matrices(quick=True, modes=("LSTM",))))
+    assert written["interrupted"] and 0 < ran < written["planned"] == planned
     assert all(r["status"] == PASSED for r in written["results"]["numpy-oracle"] if r["check"] == "forward")
     assert f"**Interrupted**: {ran} of {written['planned']} checks ran." in (tmp_path / "s.md").read_text()

@@ -28,6 +28,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--runtimes", default="all", metavar="NAMES",
                         help=f"comma list from {', '.join(survey.RUNTIMES)}, or all (default)")
     parser.add_argument("--quick", action="store_true", help="the quick matrices (every axis value at least once)")
+    parser.add_argument("--module", default=",".join(configs.DEFAULT_MODULES), metavar="KINDS",
+                        help=f"the module kinds, a comma list from {','.join(configs.MODULE_CHOICES)} or all "
+                             f"(default {','.join(configs.DEFAULT_MODULES)}): each kind's matrices, one table")
     parser.add_argument("--dtype", default=",".join(configs.DTYPES),
                         help=f"comma list from {', '.join(configs.ALL_DTYPES)}, or all (default: "
                              f"{','.join(configs.DTYPES)}; bfloat16, float16: the half-precision selection)")
@@ -48,14 +51,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def run_survey(args: argparse.Namespace) -> int:
     names = choices(args.runtimes, tuple(survey.RUNTIMES), "runtimes")
     dtypes = choices(args.dtype, configs.ALL_DTYPES, "dtype")
+    modes = tuple(name.upper() for name in choices(args.module, configs.MODULE_CHOICES, "module"))
     for path in (args.markdown, args.json):
         if not Path(path).absolute().parent.is_dir():  # say so before a long run
             raise UsageError(f"directory {Path(path).absolute().parent} does not exist")
-    progress = Progress(survey.total_checks(names, args.quick, dtypes=dtypes))
+    progress = Progress(survey.total_checks(names, args.quick, dtypes=dtypes, modes=modes))
     try:
         with torch_threads(args.threads):
             result = survey.run_survey(names, quick=args.quick, seed=args.seed, dtypes=dtypes, timeout=args.timeout,
-                                       jobs=args.jobs, progress=lambda r: progress.step(r.status == FAILED))
+                                       jobs=args.jobs, modes=modes,
+                                       progress=lambda r: progress.step(r.status == FAILED))
     except survey.SurveyInterrupted as interruption:  # hours of results are worth keeping
         survey.write(interruption.survey, args.markdown, args.json)
         print(f"\ninterrupted: what ran is written to {args.markdown} and {args.json}", file=sys.stderr)
