@@ -3,9 +3,9 @@
 Conformance asks "does the candidate match torch?"; accuracy asks "is it as
 close to the exact answer as torch is?". Both torch and the candidate run in
 the configuration's dtype (float32, float16, bfloat16) on the same weights and
-inputs; :class:`lstm_ref.oracle.LSTM` evaluates those same numbers in float64
-(every lower-precision value is exact in float64, so only the arithmetic
-differs). Each produced tensor gets its error against the oracle (max
+inputs; the oracle (:func:`lstm_ref.oracle.from_torch`, of an nn.LSTM, GRU or RNN:
+``config.mode``) evaluates those same numbers in float64 (every lower-precision
+value is exact in float64, so only the arithmetic differs). Each produced tensor gets its error against the oracle (max
 absolute, max relative, max in ULPs of the dtype) and, for ``output``, the
 max absolute error per time step, which shows whether error grows along a
 long sequence.
@@ -17,10 +17,11 @@ call the other less accurate than torch.
 
 Verdict, per tensor: the candidate is *as accurate as torch* when
 
-    candidate max abs error <= ACCURACY_FACTOR * torch max abs error + ACCURACY_FLOOR
+    candidate max abs error <= ACCURACY_FACTOR * torch max abs error + ACCURACY_FLOOR * scale
 
-torch max abs error being the worse of its paths', with the factor and floor per
-dtype from :mod:`lstm_ref.tolerances` (where their measurement is written down).
+torch max abs error being the worse of its paths', ``scale = max(1, max |true value|)`` over
+the tensor (:func:`scale_of`: the floor is an ULP at the values' size), with the factor and
+floor per dtype from :mod:`lstm_ref.tolerances` (where their measurement is written down).
 """
 
 from __future__ import annotations
@@ -40,12 +41,10 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from lstm_ref import oracle
 from lstm_ref.candidates import Factory, load_factory
-from lstm_ref.compare import ulp
-from lstm_ref.configs import TORCH_PATHS, Config
-from lstm_ref.conformance import Inputs, build_reference, make_inputs, no_tf32_matmul, torch_path
+from lstm_ref.compare import split_result, state_names, ulp
+from lstm_ref.configs import TORCH_PATHS, Config, module_names
+from lstm_ref.conformance import Inputs, build_reference, call_hx, make_inputs, no_tf32_matmul, torch_path
 from lstm_ref.tolerances import ACCURACY_FACTOR, ACCURACY_FLOOR
-
-TENSOR_NAMES = ("output", "h_n", "c_n")
 
 
 @dataclass
@@ -66,7 +65,7 @@ class TensorAccuracy:
     name: str
     torch_paths: dict[str, ErrorStats]                     # per torch path of the device
     candidate: ErrorStats
-    allowed: float                                         # factor * torch max abs + floor
+    allowed: float                                         # factor * torch max abs + floor * scale
 
     @property
     def torch_path(self) -> str:
@@ -118,7 +117,7 @@ class AccuracyReport:
         lines.append(
             f"{self.spec} is {verdict} ({dtype}: candidate max abs error <= "
             f"{ACCURACY_FACTOR[dtype]:g} x torch's (the worse of its paths; rel and ULP are that path's) + "
-            f"{ACCURACY_FLOOR[dtype]:.3g}, against the float64 oracle)"
+            f"{ACCURACY_FLOOR[dtype]:.3g} x max(1, max |true value|), against the float64 oracle)"
         )
         return "\n".join(lines)
 
@@ -146,13 +145,13 @@ def oracle_arguments(inputs: Inputs, config: Config) -> tuple[np.ndarray, tuple 
     return _float64(x), hx, lengths
 
 
-def run_oracle(
-    module: torch.nn.LSTM, inputs: Inputs, config: Config
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The oracle's ``output`` (padded), ``h_n``, ``c_n`` for ``module`` on ``inputs``."""
+def run_oracle(module: torch.nn.Module, inputs: Inputs, config: Config) -> tuple[np.ndarray, ...]:
+    """The oracle's ``output`` (padded), ``h_n`` and, for the LSTM, ``c_n`` for ``module``
+    (nn.LSTM, nn.GRU or nn.RNN) on ``inputs``."""
     x, hx, lengths = oracle_arguments(inputs, config)
-    output, (h_n, c_n) = oracle.LSTM.from_torch(module)(x, hx, lengths)
-    return output, h_n, c_n
+    result = oracle.from_torch(module)(x, call_hx(hx), lengths)
+    output, states = split_result(result, ("h_n",) if config.mode != "LSTM" else ("h_n", "c_n"))
+    return (output, *states)
 
 
 def _float64(tensor: Tensor) -> np.ndarray:
@@ -190,6 +189,13 @@ def error_against(
     return ErrorStats(float(error.max()), float(relative.max()), float(in_ulps.max()), per_step, rel_l2)
 
 
+def scale_of(truth: np.ndarray) -> float:
+    """``max(1, max |truth|)`` over the finite true values: the floor's unit is one ULP there (the
+    gates and the LSTM's and GRU's h lie in [-1, 1]; a cell state or a relu RNN's h need not)."""
+    finite = np.abs(truth[np.isfinite(truth)])
+    return max(1.0, float(finite.max())) if finite.size else 1.0
+
+
 def measure_accuracy(config: Config, factory: Factory | str | None = None, seed: int = 0) -> AccuracyReport:
     """torch's and the candidate's error against the oracle on ``config``'s forward pass.
 
@@ -219,19 +225,21 @@ def measure_accuracy(config: Config, factory: Factory | str | None = None, seed:
         for path in paths:
             with torch_path(path):
                 reference_inputs = inputs.clone()
-                expected[path] = module(reference_inputs.input, reference_inputs.hx)
+                expected[path] = module(reference_inputs.input, call_hx(reference_inputs.hx))
         candidate = factory(copy.deepcopy(module))
         candidate_inputs = inputs.clone()
         with no_tf32_matmul() if config.device_type == "cuda" else contextlib.nullcontext():
-            actual = candidate(candidate_inputs.input, candidate_inputs.hx)
+            actual = candidate(candidate_inputs.input, call_hx(candidate_inputs.hx))
     dtype = config.torch_dtype
     floor, factor = ACCURACY_FLOOR[config.dtype], ACCURACY_FACTOR[config.dtype]
+    names = ("output", *state_names(expected[paths[0]]))
     tensors = []
-    for index, name in enumerate(TENSOR_NAMES):
+    for index, name in enumerate(names):
         step_dim = padded_time_dim(config) if name == "output" else None
 
         def tensor_of(result: tuple, index: int = index) -> Tensor:
-            return padded(result[0], config) if index == 0 else result[1][index - 1]
+            output, states = split_result(result, names[1:])
+            return padded(output, config) if index == 0 else states[index - 1]
         got_candidate = tensor_of(actual)
         if got_candidate.dtype != dtype:
             raise TypeError(f"the candidate's {name} is {got_candidate.dtype}, expected {dtype}")
@@ -239,7 +247,8 @@ def measure_accuracy(config: Config, factory: Factory | str | None = None, seed:
                         for path in paths}
         worst = max(error.max_abs for error in torch_errors.values())
         candidate_error = error_against(got_candidate, truth[index], dtype, step_dim)
-        tensors.append(TensorAccuracy(name, torch_errors, candidate_error, factor * worst + floor))
+        allowed = factor * worst + floor * scale_of(truth[index])
+        tensors.append(TensorAccuracy(name, torch_errors, candidate_error, allowed))
     return AccuracyReport(config, spec, tensors, time.perf_counter() - started)
 
 
@@ -279,7 +288,7 @@ def plot(reports: AccuracyReport | list[AccuracyReport], path: str | Path) -> No
         output = report.tensor("output")
         steps = np.arange(len(output.candidate.per_step))
         window = max(1, len(steps) // 200)
-        curves = [(f"torch.nn.LSTM ({torch_path})", stats, PATH_COLORS.get(torch_path, "tab:gray"))
+        curves = [(f"{module_names([config.mode])} ({torch_path})", stats, PATH_COLORS.get(torch_path, "tab:gray"))
                   for torch_path, stats in output.torch_paths.items()]
         curves.append((report.spec, output.candidate, "tab:orange"))
         for number, (label, stats, color) in enumerate(curves):

@@ -10,7 +10,7 @@ import torch
 from lstm_ref.accuracy import measure_accuracy, plot, write_csv
 from lstm_ref.candidates import DEFAULT_IMPL, load_factory
 from lstm_ref.cli.common import EXIT_FAILED, EXIT_OK, UsageError, require_extra
-from lstm_ref.configs import TORCH_PATHS, Config, parse_choices
+from lstm_ref.configs import MODULE_CHOICES, TORCH_PATHS, Config, module_names, parse_choices
 from lstm_ref.tolerances import ACCURACY_FACTOR
 
 
@@ -18,9 +18,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """The ``accuracy`` subcommand: one configuration, torch and a candidate against the oracle."""
     parser = commands.add_parser(
         "accuracy", help="error of torch and of a candidate against the float64 oracle, per time step",
-        description="Run torch.nn.LSTM and the candidate in DTYPE on the same weights and inputs, measure "
-                    "both against the float64 NumPy oracle, print max abs/rel/ULP error per tensor and the "
-                    "verdict 'as accurate as torch' (against the worse of torch's paths on the device), "
+        description="Run torch.nn.LSTM (--module: GRU, RNN) and the candidate in DTYPE on the same weights and "
+                    "inputs, measure both against the float64 NumPy oracle, print max abs/rel/ULP error per tensor "
+                    "and the verdict 'as accurate as torch' (against the worse of torch's paths on the device), "
                     "and write the output's max error per time step as CSV (and a PNG plot). Exit 0 as "
                     "accurate, 1 less accurate, 2 usage error.")
     parser.add_argument("--impl", default=DEFAULT_IMPL, metavar="MODULE:ATTR",
@@ -30,7 +30,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--input-size", type=int, default=64, metavar="I", help="input size (default 64)")
     parser.add_argument("--hidden", type=int, default=256, metavar="H", help="hidden size (default 256)")
     parser.add_argument("--layers", type=int, default=1, metavar="L", help="layers (default 1)")
-    parser.add_argument("--bidirectional", action="store_true", help="a bidirectional LSTM")
+    parser.add_argument("--bidirectional", action="store_true", help="a bidirectional module")
+    parser.add_argument("--module", default="lstm", choices=MODULE_CHOICES,
+                        help="the module kind: torch.nn.LSTM (default), GRU, RNN with tanh or with relu")
     parser.add_argument("--dtype", default="float32", metavar="DTYPE[,DTYPE...]",
                         help=f"the dtypes torch and the candidate run in, one run each, comma-separated, from "
                              f"{', '.join(ACCURACY_FACTOR)} or all (default float32)")
@@ -72,11 +74,11 @@ def run_accuracy(args: argparse.Namespace) -> int:
         num_layers=args.layers, bidirectional=args.bidirectional, initial_state=True, dtype=dtypes[0],
         device=args.device, torch_path=TORCH_PATHS[device_type][0], input_size=args.input_size,
         hidden_size=args.hidden, seq_len=args.seq_len, batch_size=args.batch,
-        input_scale=args.input_scale, hold_input=args.hold_input, tag="accuracy",
+        input_scale=args.input_scale, hold_input=args.hold_input, tag="accuracy", mode=args.module.upper(),
     )
     spec, factory = load_factory(args.impl)
     paths = " and ".join(TORCH_PATHS[device_type])
-    print(f"lstm-ref accuracy: {spec} and torch.nn.LSTM {torch.__version__} ({paths}) in "
+    print(f"lstm-ref accuracy: {spec} and {module_names([config.mode])} {torch.__version__} ({paths}) in "
           f"{', '.join(dtypes)} against the float64 oracle; T={config.seq_len}, N={config.batch_size}, "
           f"I={config.input_size}, H={config.hidden_size}, L={config.num_layers}"
           f"{', bidirectional' if config.bidirectional else ''}, seed {args.seed}")
