@@ -76,11 +76,22 @@ def test_keras_round_trip_computes_the_same(name: str) -> None:
 
 
 def run_onnx_reference(module: nn.Module, layers: list[dict], x: np.ndarray, h0: np.ndarray,
-                       linear_before_reset: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Stacked ONNX GRU or RNN nodes run by onnx.reference: output (T, N, D*H), h_n (L*D, N, H)."""
+                       linear_before_reset: int = 1, runtime: str = "onnx.reference") -> tuple[np.ndarray, np.ndarray]:
+    """Stacked ONNX GRU or RNN nodes run by onnx.reference (or ONNX Runtime, in x's dtype):
+    output (T, N, D*H), h_n (L*D, N, H)."""
     pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install 'lstm-ref[onnx]'")
     from onnx import TensorProto, helper
     from onnx.reference import ReferenceEvaluator
+
+    if runtime == "onnxruntime":
+        onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: "
+                                          "pip install 'lstm-ref[runtimes]'")
+
+        def evaluator(model):
+            return onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    else:
+        evaluator = ReferenceEvaluator
+    element = TensorProto.DOUBLE if x.dtype == np.float64 else TensorProto.FLOAT
 
     directions = layers[0]["W"].shape[0]
     attributes = {"hidden_size": H, "direction": "bidirectional" if directions == 2 else "forward"}
@@ -95,11 +106,13 @@ def run_onnx_reference(module: nn.Module, layers: list[dict], x: np.ndarray, h0:
         feeds = {"X": x, "W": weights["W"], "R": weights["R"], "initial_h": h0[k * directions:(k + 1) * directions]}
         if "B" in weights:
             feeds["B"] = weights["B"]
+        feeds = {name: np.ascontiguousarray(value, dtype=x.dtype) for name, value in feeds.items()}
         graph = helper.make_graph(
-            [node], f"layer{k}", [helper.make_tensor_value_info(n, TensorProto.DOUBLE, None) for n in feeds],
-            [helper.make_tensor_value_info(n, TensorProto.DOUBLE, None) for n in ("Y", "Y_h")])
-        y, y_h = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])).run(
-            None, feeds)
+            [node], f"layer{k}", [helper.make_tensor_value_info(n, element, None) for n in feeds],
+            [helper.make_tensor_value_info(n, element, None) for n in ("Y", "Y_h")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+        model.ir_version = min(model.ir_version, 10)  # what ONNX Runtime reads
+        y, y_h = evaluator(model).run(None, feeds)
         x = y.transpose(0, 2, 1, 3).reshape(y.shape[0], y.shape[2], -1)
         h_n.append(y_h)
     return x, np.concatenate(h_n)
@@ -117,6 +130,29 @@ def test_onnx_weights_run_by_onnx_reference_match_torch(name: str) -> None:
     output, h_n = run_onnx_reference(module, to_onnx(module), x.numpy(), h0.numpy())
     np.testing.assert_allclose(output, expected.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(h_n, expected_h.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_onnx_weights_run_by_onnx_runtime_match_torch(name: str) -> None:
+    """ONNX Runtime's own GRU and RNN kernels (float32; its RNN has Relu, onnx.reference's not)."""
+    module = module_of(name).float()
+    layers = module.num_layers * (2 if module.bidirectional else 1)
+    x, h0 = torch.randn(T, N, I), torch.randn(layers, N, H)
+    with torch.no_grad():
+        expected, expected_h = module(x, h0)
+    output, h_n = run_onnx_reference(module, to_onnx(module), x.numpy(), h0.numpy(), runtime="onnxruntime")
+    np.testing.assert_allclose(output, expected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h_n, expected_h.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_onnx_runtime_with_linear_before_reset_0_computes_another_gru() -> None:
+    module = module_of("GRU").float()                  # one layer, one direction
+    x, h0 = torch.randn(T, N, I), torch.randn(1, N, H)
+    with torch.no_grad():
+        expected, _ = module(x, h0)
+    output, _ = run_onnx_reference(module, to_onnx(module), x.numpy(), h0.numpy(), linear_before_reset=0,
+                                   runtime="onnxruntime")
+    assert np.abs(output - expected.numpy()).max() > 1e-3
 
 
 def test_onnx_linear_before_reset_0_is_another_equation_and_refused() -> None:
