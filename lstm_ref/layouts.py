@@ -34,6 +34,7 @@ an LSTM raises ValueError.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -145,26 +146,70 @@ def onnx_to_torch(layers: list[LayerWeights]) -> dict[str, Tensor]:
 
 # ----------------------------------------------------------------------------- Keras
 
-def torch_to_keras(state_dict: dict[str, Tensor]) -> list[list[LayerWeights]]:
-    """Per layer, per direction (forward, then backward of a ``Bidirectional``), the
-    weights of a Keras LSTM layer: ``kernel (I,4H)``, ``recurrent_kernel (H,4H)``,
-    ``bias (4H,)`` = b_ih + b_hh (absent when bias=False, i.e. ``use_bias=False``)."""
-    config = _torch_config(state_dict)
+def _torch_to_keras_layers(
+    config: dict[str, Any], state_dict: dict[str, Tensor], to_keras: Callable[[Array], Array],
+    bias: Callable[[Array, Array], Array],
+) -> list[list[LayerWeights]]:
+    """Per layer, per direction (forward, then backward of a ``Bidirectional``): ``kernel`` =
+    ``to_keras(W_ih)^T``, ``recurrent_kernel`` = ``to_keras(W_hh)^T`` and, with a bias,
+    ``bias(b_ih, b_hh)``; ``to_keras`` reorders a kind's gate blocks into Keras's order."""
     layers = []
     for layer in range(config["num_layers"]):
         directions = []
         for suffix in _suffixes(config, layer):
-            w_ih, w_hh = _numpy(state_dict["weight_ih" + suffix]), _numpy(state_dict["weight_hh" + suffix])
-            weights = {
-                "kernel": reorder_gates(w_ih, "torch", "keras").T,
-                "recurrent_kernel": reorder_gates(w_hh, "torch", "keras").T,
-            }
+            weights = {key: to_keras(_numpy(state_dict[name + suffix])).T
+                       for key, name in (("kernel", "weight_ih"), ("recurrent_kernel", "weight_hh"))}
             if config["bias"]:
-                bias = _numpy(state_dict["bias_ih" + suffix]) + _numpy(state_dict["bias_hh" + suffix])
-                weights["bias"] = reorder_gates(bias, "torch", "keras")
+                weights["bias"] = bias(_numpy(state_dict["bias_ih" + suffix]), _numpy(state_dict["bias_hh" + suffix]))
             directions.append(weights)
         layers.append(directions)
     return layers
+
+
+def _keras_to_torch_layers(
+    layers: list[list[LayerWeights]], gates: int, to_torch: Callable[[Array], Array],
+    bias: Callable[[Array, int], tuple[Array, Array]],
+) -> dict[str, Tensor]:
+    """A torch state_dict from Keras weights per layer, per direction: ``W_ih`` = ``to_torch(kernel^T)``,
+    ``W_hh`` = ``to_torch(recurrent_kernel^T)`` and ``(b_ih, b_hh)`` = ``bias(bias, layer)``, for a
+    kind of ``gates`` gate blocks (``to_torch`` reorders them into torch's order)."""
+    state_dict: dict[str, Tensor] = {}
+    blocks = f"{gates}H" if gates > 1 else "H"
+    for layer, directions in enumerate(layers):
+        if len(directions) not in (1, 2):
+            raise ValueError(f"layer {layer}: expected 1 or 2 directions, found {len(directions)}")
+        for direction, weights in enumerate(directions):
+            suffix = parameter_suffix(layer, direction)
+            kernel, recurrent = np.asarray(weights["kernel"]), np.asarray(weights["recurrent_kernel"])
+            if kernel.ndim != 2 or recurrent.shape != (recurrent.shape[0], gates * recurrent.shape[0]):
+                raise ValueError(f"layer {layer}: expected kernel (I,{blocks}) and recurrent_kernel (H,{blocks}), "
+                                 f"found {kernel.shape} and {recurrent.shape}")
+            state_dict["weight_ih" + suffix] = torch.from_numpy(np.ascontiguousarray(to_torch(kernel.T)))
+            state_dict["weight_hh" + suffix] = torch.from_numpy(np.ascontiguousarray(to_torch(recurrent.T)))
+            if weights.get("bias") is not None:
+                bias_ih, bias_hh = bias(np.asarray(weights["bias"]), layer)
+                if bias_ih.shape != (recurrent.shape[1],) or bias_hh.shape != (recurrent.shape[1],):
+                    raise ValueError(f"layer {layer}: the bias gives b_ih {bias_ih.shape} and b_hh {bias_hh.shape}, "
+                                     f"expected ({recurrent.shape[1]},) each ({blocks} for H={recurrent.shape[0]})")
+                state_dict["bias_ih" + suffix] = torch.from_numpy(np.ascontiguousarray(bias_ih))
+                state_dict["bias_hh" + suffix] = torch.from_numpy(np.ascontiguousarray(bias_hh))
+    return state_dict
+
+
+def _one_bias(bias: Array, layer: int) -> tuple[Array, Array]:
+    """Keras's one bias (b_ih + b_hh) as torch's pair: ``bias_ih`` it, ``bias_hh`` zero (torch
+    only ever uses their sum, so the gates are the same)."""
+    return bias, np.zeros_like(bias)
+
+
+def torch_to_keras(state_dict: dict[str, Tensor]) -> list[list[LayerWeights]]:
+    """Per layer, per direction (forward, then backward of a ``Bidirectional``), the
+    weights of a Keras LSTM layer: ``kernel (I,4H)``, ``recurrent_kernel (H,4H)``,
+    ``bias (4H,)`` = b_ih + b_hh (absent when bias=False, i.e. ``use_bias=False``)."""
+    def to_keras(values: Array) -> Array:
+        return reorder_gates(values, "torch", "keras")
+    return _torch_to_keras_layers(_torch_config(state_dict), state_dict, to_keras,
+                                  lambda bias_ih, bias_hh: to_keras(bias_ih + bias_hh))
 
 
 def keras_to_torch(layers: list[list[LayerWeights]]) -> dict[str, Tensor]:
@@ -173,23 +218,9 @@ def keras_to_torch(layers: list[list[LayerWeights]]) -> dict[str, Tensor]:
     Keras has one bias; it becomes ``bias_ih`` and ``bias_hh`` is zero, which
     computes the same gates (torch only ever uses their sum).
     """
-    state_dict: dict[str, Tensor] = {}
-    for layer, directions in enumerate(layers):
-        if len(directions) not in (1, 2):
-            raise ValueError(f"layer {layer}: expected 1 or 2 directions, found {len(directions)}")
-        for direction, weights in enumerate(directions):
-            suffix = parameter_suffix(layer, direction)
-            kernel, recurrent = np.asarray(weights["kernel"]), np.asarray(weights["recurrent_kernel"])
-            if kernel.ndim != 2 or recurrent.shape != (recurrent.shape[0], 4 * recurrent.shape[0]):
-                raise ValueError(f"layer {layer}: expected kernel (I,4H) and recurrent_kernel (H,4H), "
-                                 f"found {kernel.shape} and {recurrent.shape}")
-            state_dict["weight_ih" + suffix] = torch.from_numpy(reorder_gates(kernel.T, "keras", "torch"))
-            state_dict["weight_hh" + suffix] = torch.from_numpy(reorder_gates(recurrent.T, "keras", "torch"))
-            if weights.get("bias") is not None:
-                bias = reorder_gates(np.asarray(weights["bias"]), "keras", "torch")
-                state_dict["bias_ih" + suffix] = torch.from_numpy(bias)
-                state_dict["bias_hh" + suffix] = torch.zeros_like(state_dict["bias_ih" + suffix])
-    return state_dict
+    def to_torch(values: Array) -> Array:
+        return reorder_gates(values, "keras", "torch")
+    return _keras_to_torch_layers(layers, 4, to_torch, lambda bias, layer: _one_bias(to_torch(bias), layer))
 
 
 # ----------------------------------------------------------------------------- concatenated kernels
@@ -351,19 +382,10 @@ def onnx_rnn_to_torch(layers: list[LayerWeights]) -> dict[str, Tensor]:
 def torch_gru_to_keras(state_dict: dict[str, Tensor]) -> list[list[LayerWeights]]:
     """Per layer, per direction, the weights of a Keras ``GRU(reset_after=True)``: kernel (I,3H),
     recurrent_kernel (H,3H), bias (2,3H) = [b_ih, b_hh] (absent when bias=False)."""
-    config = _recurrent_config(state_dict, 3)
-    layers = []
-    for layer in range(config["num_layers"]):
-        directions = []
-        for suffix in _suffixes(config, layer):
-            weights = {key: reorder_gru_gates(_numpy(state_dict[name + suffix]), "torch", "keras").T
-                       for key, name in (("kernel", "weight_ih"), ("recurrent_kernel", "weight_hh"))}
-            if config["bias"]:
-                weights["bias"] = np.stack([reorder_gru_gates(_numpy(state_dict[b + suffix]), "torch", "keras")
-                                            for b in ("bias_ih", "bias_hh")])
-            directions.append(weights)
-        layers.append(directions)
-    return layers
+    def to_keras(values: Array) -> Array:
+        return reorder_gru_gates(values, "torch", "keras")
+    return _torch_to_keras_layers(_recurrent_config(state_dict, 3), state_dict, to_keras,
+                                  lambda bias_ih, bias_hh: np.stack([to_keras(bias_ih), to_keras(bias_hh)]))
 
 
 def keras_gru_to_torch(layers: list[list[LayerWeights]], reset_after: bool = True) -> dict[str, Tensor]:
@@ -377,59 +399,25 @@ def keras_gru_to_torch(layers: list[list[LayerWeights]], reset_after: bool = Tru
                          "product, hh = tanh(x W_h + b_h + (r * h) U_h); torch's nn.GRU computes "
                          "n = tanh(W_in x + b_in + r * (W_hn h + b_hn)) (reset_after=True) and has no weights "
                          "for the other equation")
-    state_dict: dict[str, Tensor] = {}
-    for layer, directions in enumerate(layers):
-        if len(directions) not in (1, 2):
-            raise ValueError(f"layer {layer}: expected 1 or 2 directions, found {len(directions)}")
-        for direction, weights in enumerate(directions):
-            suffix = parameter_suffix(layer, direction)
-            kernel, recurrent = np.asarray(weights["kernel"]), np.asarray(weights["recurrent_kernel"])
-            if kernel.ndim != 2 or recurrent.shape != (recurrent.shape[0], 3 * recurrent.shape[0]):
-                raise ValueError(f"layer {layer}: expected kernel (I,3H) and recurrent_kernel (H,3H), "
-                                 f"found {kernel.shape} and {recurrent.shape}")
-            state_dict["weight_ih" + suffix] = torch.from_numpy(reorder_gru_gates(kernel.T, "keras", "torch"))
-            state_dict["weight_hh" + suffix] = torch.from_numpy(reorder_gru_gates(recurrent.T, "keras", "torch"))
-            if weights.get("bias") is not None:
-                bias = np.asarray(weights["bias"])
-                if bias.shape != (2, recurrent.shape[1]):
-                    raise ValueError(f"layer {layer}: expected a reset_after=True bias (2, 3H) = "
-                                     f"{(2, recurrent.shape[1])}, found {bias.shape}")
-                state_dict["bias_ih" + suffix] = torch.from_numpy(reorder_gru_gates(bias[0], "keras", "torch"))
-                state_dict["bias_hh" + suffix] = torch.from_numpy(reorder_gru_gates(bias[1], "keras", "torch"))
-    return state_dict
+
+    def to_torch(values: Array) -> Array:
+        return reorder_gru_gates(values, "keras", "torch")
+
+    def bias_pair(bias: Array, layer: int) -> tuple[Array, Array]:
+        if bias.ndim != 2 or bias.shape[0] != 2:
+            raise ValueError(f"layer {layer}: expected a reset_after=True bias (2, 3H), found {bias.shape}")
+        return to_torch(bias[0]), to_torch(bias[1])
+    return _keras_to_torch_layers(layers, 3, to_torch, bias_pair)
 
 
 def torch_rnn_to_keras(state_dict: dict[str, Tensor]) -> list[list[LayerWeights]]:
     """Per layer, per direction, a Keras ``SimpleRNN``'s weights: kernel (I,H), recurrent_kernel
     (H,H), bias (H,) = b_ih + b_hh (absent when bias=False)."""
-    config = _recurrent_config(state_dict, 1)
-    layers = []
-    for layer in range(config["num_layers"]):
-        directions = []
-        for suffix in _suffixes(config, layer):
-            weights = {"kernel": _numpy(state_dict["weight_ih" + suffix]).T,
-                       "recurrent_kernel": _numpy(state_dict["weight_hh" + suffix]).T}
-            if config["bias"]:
-                weights["bias"] = _numpy(state_dict["bias_ih" + suffix]) + _numpy(state_dict["bias_hh" + suffix])
-            directions.append(weights)
-        layers.append(directions)
-    return layers
+    return _torch_to_keras_layers(_recurrent_config(state_dict, 1), state_dict, np.asarray,
+                                  lambda bias_ih, bias_hh: bias_ih + bias_hh)
 
 
 def keras_simple_rnn_to_torch(layers: list[list[LayerWeights]]) -> dict[str, Tensor]:
     """A torch nn.RNN state_dict from Keras SimpleRNN weights; the one bias becomes ``bias_ih``
     and ``bias_hh`` is zero (torch only ever uses their sum)."""
-    state_dict: dict[str, Tensor] = {}
-    for layer, directions in enumerate(layers):
-        for direction, weights in enumerate(directions):
-            suffix = parameter_suffix(layer, direction)
-            kernel, recurrent = np.asarray(weights["kernel"]), np.asarray(weights["recurrent_kernel"])
-            if kernel.ndim != 2 or recurrent.ndim != 2 or recurrent.shape[0] != recurrent.shape[1]:
-                raise ValueError(f"layer {layer}: expected kernel (I,H) and recurrent_kernel (H,H), "
-                                 f"found {kernel.shape} and {recurrent.shape}")
-            state_dict["weight_ih" + suffix] = torch.from_numpy(np.ascontiguousarray(kernel.T))
-            state_dict["weight_hh" + suffix] = torch.from_numpy(np.ascontiguousarray(recurrent.T))
-            if weights.get("bias") is not None:
-                state_dict["bias_ih" + suffix] = torch.from_numpy(np.array(weights["bias"]))
-                state_dict["bias_hh" + suffix] = torch.zeros_like(state_dict["bias_ih" + suffix])
-    return state_dict
+    return _keras_to_torch_layers(layers, 1, np.asarray, _one_bias)
