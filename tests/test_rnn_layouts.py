@@ -232,3 +232,14 @@ def test_keras_weights_run_by_keras_match_torch() -> None:
             assert error > 1e-3, "reset_after=False should compute another equation"
         else:  # Keras's SimpleRNN on the torch backend lands 6e-8 from float64 torch (its GRU 1e-16)
             assert error < (1e-12 if name == "GRU" else 1e-6), f"{name}: Keras differs from torch by {error}"
+
+
+def test_a_keras_bias_of_the_wrong_width_is_refused_with_the_expected_shape() -> None:
+    gru = to_keras(module_of("GRU"))
+    gru[0][0]["bias"] = np.zeros((2, 2 * H))
+    with pytest.raises(ValueError, match=rf"expected \({3 * H},\) each \(3H for H={H}\)"):
+        layouts.keras_gru_to_torch(gru)
+    rnn = to_keras(module_of("RNN_RELU"))
+    rnn[0][0]["bias"] = np.zeros(H + 1)
+    with pytest.raises(ValueError, match=rf"expected \({H},\) each"):
+        layouts.keras_simple_rnn_to_torch(rnn)
