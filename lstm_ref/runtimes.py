@@ -13,9 +13,10 @@ What each one converts:
 - ``onnx-export``: ``torch.onnx.export(module, ..., dynamo=True)`` (torch's default exporter:
   ``torch.export`` then onnxscript's translation, which maps ``aten.lstm`` to ONNX ``LSTM``
   nodes), run by ONNX Runtime's CPU provider.
-- ``onnxruntime-op``: ONNX's ``LSTM`` operator built here from the weights with
-  :func:`lstm_ref.layouts.torch_to_onnx` (gates i, o, f, c; one node per layer, both
-  directions in it; ``layout=1`` for batch_first; ``sequence_lens`` for packed input).
+- ``onnxruntime-op``: ONNX's ``LSTM`` operator (``GRU`` with ``linear_before_reset=1``, ``RNN``)
+  built here from the weights with :func:`lstm_ref.layouts.torch_to_onnx` (gates i, o, f, c;
+  ``torch_gru_to_onnx``: z, r, h; ``torch_rnn_to_onnx``) (one node per layer, both directions in
+  it; ``layout=1`` for batch_first; ``sequence_lens`` for packed input).
 - ``torch-compile``: ``torch.compile(module)`` (inductor, CPU), RNNs traced (``allow_rnn``).
 - ``torchscript``: ``torch.jit.script(module)``.
 - ``torch-export``: ``torch.export.export(module, example)``, then the program's module.
@@ -212,9 +213,10 @@ def _session(model_bytes: bytes) -> Any:
         return onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
-#: How ONNX Runtime's CPU LSTM kernel refuses what it does not implement, e.g. "LSTM operator
-#: does not support double yet", "Batchwise recurrent operations (layout == 1) are not supported".
-KERNEL_REFUSALS = ("does not support", "are not supported")
+#: How ONNX Runtime's CPU LSTM (GRU, RNN) kernel refuses what it does not implement, e.g. "LSTM operator
+#: does not support double yet", "Batchwise recurrent operations (layout == 1) are not supported",
+#: "Could not find an implementation for RNN(14) node" (no float64 GRU or RNN kernel).
+KERNEL_REFUSALS = ("does not support", "are not supported", "Could not find an implementation")
 
 
 @contextlib.contextmanager
@@ -287,72 +289,103 @@ def _first_lines(text: str, count: int = 3) -> str:
     return " ".join(lines[:count])
 
 
-def onnx_lstm_model(module: nn.LSTM, packed: bool, unbatched: bool) -> Any:
-    """An ONNX model of ``module`` built from ONNX ``LSTM`` nodes, one per layer.
+#: Per kind: the ONNX operator and the converter of torch's weights to its W, R, B (lstm_ref.layouts).
+ONNX_OPERATORS: dict[str, tuple[str, Callable[[dict[str, Tensor]], list[dict[str, np.ndarray]]]]] = {
+    "LSTM": ("LSTM", layouts.torch_to_onnx),
+    "GRU": ("GRU", layouts.torch_gru_to_onnx),
+    "RNN_TANH": ("RNN", layouts.torch_rnn_to_onnx),
+    "RNN_RELU": ("RNN", layouts.torch_rnn_to_onnx),
+}
+
+
+def _onnx_attributes(module: nn.Module, directions: int) -> dict[str, Any]:
+    """The attributes that make the kind's ONNX operator compute torch's module: a GRU's
+    ``linear_before_reset=1`` (ONNX's default 0 is another equation), an RNN's activation."""
+    if module.mode == "GRU":
+        return {"linear_before_reset": layouts.ONNX_GRU_LINEAR_BEFORE_RESET}
+    if module.mode.startswith("RNN_"):
+        return {"activations": [module.nonlinearity.capitalize()] * directions}
+    return {}
+
+
+def _onnx_state_names(module: nn.Module) -> tuple[str, ...]:
+    """The state inputs of the kind's ONNX operator: initial_h and, for the LSTM, initial_c."""
+    return ("initial_h", "initial_c") if module.mode == "LSTM" else ("initial_h",)
+
+
+def onnx_lstm_model(module: nn.Module, packed: bool, unbatched: bool) -> Any:
+    """An ONNX model of ``module`` (nn.LSTM, nn.GRU or nn.RNN) built from the kind's ONNX operator
+    (``LSTM``, ``GRU`` with ``linear_before_reset=1``, ``RNN`` with ``Tanh`` or ``Relu``), one
+    node per layer.
 
     Inputs ``X`` ([T, N, I], or [N, T, I] with ``layout=1`` when batch_first), per layer
-    ``initial_h{k}``/``initial_c{k}`` ([D, N, H], layout 1: [N, D, H]), and ``sequence_lens``
-    ([N] int32) when packed. Layer k's ``Y`` [T, D, N, H] (layout 1: [N, T, D, H]) becomes
-    layer k+1's input [T, N, D*H] (Transpose + Reshape; layout 1: Reshape). Outputs ``Y`` of
-    the last layer and every layer's ``Y_h{k}``, ``Y_c{k}``. Unbatched input runs as N = 1.
+    ``initial_h{k}`` (and for the LSTM ``initial_c{k}``) ([D, N, H], layout 1: [N, D, H]), and
+    ``sequence_lens`` ([N] int32) when packed. Layer k's ``Y`` [T, D, N, H] (layout 1: [N, T, D, H])
+    becomes layer k+1's input [T, N, D*H] (Transpose + Reshape; layout 1: Reshape). Outputs ``Y``
+    of the last layer and every layer's ``Y_h{k}`` (and ``Y_c{k}``). Unbatched input runs as N = 1.
     """
-    onnx = _import("onnx", "ONNX's LSTM operator")
+    operator, to_onnx = ONNX_OPERATORS[module.mode]
+    onnx = _import("onnx", f"ONNX's {operator} operator")
     from onnx import TensorProto, helper, numpy_helper
 
-    if module.proj_size:
+    if getattr(module, "proj_size", 0):
         raise NotImplementedError("ONNX's LSTM operator has no projection (proj_size); "
                                   "lstm_ref.layouts.torch_to_onnx refuses it")
     if module.training and module.dropout and module.num_layers > 1:
-        raise NotImplementedError("ONNX's LSTM operator has no dropout between layers (training mode)")
+        raise NotImplementedError(f"ONNX's {operator} operator has no dropout between layers (training mode)")
     dtype = module.weight_ih_l0.dtype
     elem = {torch.float32: TensorProto.FLOAT, torch.float64: TensorProto.DOUBLE}.get(dtype)
     if elem is None:
-        raise NotImplementedError(f"ONNX LSTM model built for float32 and float64, not {dtype}")
+        raise NotImplementedError(f"ONNX {operator} model built for float32 and float64, not {dtype}")
     numpy_dtype = np.float32 if dtype == torch.float32 else np.float64
     layout = 1 if module.batch_first and not unbatched else 0
     hidden, directions = module.hidden_size, 2 if module.bidirectional else 1
+    state_names = _onnx_state_names(module)
+    final_names = tuple(name.replace("initial_", "Y_") for name in state_names)   # Y_h, Y_c
     state = {name: tensor.detach().cpu() for name, tensor in module.state_dict().items()}
     initializers = [numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), "flat")]
     nodes, inputs, outputs = [], [helper.make_tensor_value_info("X", elem, [None] * 3)], []
     if packed:
         inputs.append(helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ["N"]))
     layer_input = "X"
-    for layer, weights in enumerate(layouts.torch_to_onnx(state)):
+    for layer, weights in enumerate(to_onnx(state)):
         names = {key: f"{key}{layer}" for key in weights}
         initializers += [numpy_helper.from_array(value.astype(numpy_dtype), names[key])
                          for key, value in weights.items()]
-        h0, c0, y, y_h, y_c = (f"{n}{layer}" for n in ("initial_h", "initial_c", "Y", "Y_h", "Y_c"))
-        inputs += [helper.make_tensor_value_info(name, elem, [None] * 3) for name in (h0, c0)]
+        initial = [f"{name}{layer}" for name in state_names]
+        finals = [f"{name}{layer}" for name in final_names]
+        y = f"Y{layer}"
+        inputs += [helper.make_tensor_value_info(name, elem, [None] * 3) for name in initial]
         nodes.append(helper.make_node(
-            "LSTM", [layer_input, names["W"], names["R"], names.get("B", ""),
-                     "sequence_lens" if packed else "", h0, c0], [y, y_h, y_c],
-            hidden_size=hidden, layout=layout, direction="bidirectional" if directions == 2 else "forward"))
+            operator, [layer_input, names["W"], names["R"], names.get("B", ""),
+                       "sequence_lens" if packed else "", *initial], [y, *finals],
+            hidden_size=hidden, layout=layout, direction="bidirectional" if directions == 2 else "forward",
+            **_onnx_attributes(module, directions)))
         if layout == 0:  # Y [T, D, N, H] -> [T, N, D, H] -> [T, N, D*H]
             nodes.append(helper.make_node("Transpose", [y], [f"{y}_tndh"], perm=[0, 2, 1, 3]))
             y = f"{y}_tndh"
         nodes.append(helper.make_node("Reshape", [y, "flat"], [f"{y}_flat"]))  # layout 1: [N, T, D*H]
         layer_input = f"{y}_flat"
-        outputs += [helper.make_tensor_value_info(name, elem, [None] * 3) for name in (y_h, y_c)]
+        outputs += [helper.make_tensor_value_info(name, elem, [None] * 3) for name in finals]
     nodes.append(helper.make_node("Identity", [layer_input], ["Y"]))
     outputs.insert(0, helper.make_tensor_value_info("Y", elem, [None] * 3))
-    graph = helper.make_graph(nodes, "lstm", inputs, outputs, initializers)
+    graph = helper.make_graph(nodes, operator.lower(), inputs, outputs, initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = min(model.ir_version, 8)
     onnx.checker.check_model(model)
     return model
 
 
-def onnxruntime_op(module: nn.LSTM) -> Forward:
-    """ONNX ``LSTM`` nodes built from the weights (:func:`onnx_lstm_model`), run by ONNX Runtime.
+def onnxruntime_op(module: nn.Module) -> Forward:
+    """The kind's ONNX operator built from the weights (:func:`onnx_lstm_model`), run by ONNX Runtime.
 
     A PackedSequence is padded and fed with ``sequence_lens``; the output is packed again with
-    the input's batch_sizes and indices. h0/c0 rows ``layer*D + direction`` go to layer k's
-    ``initial_h``/``initial_c`` ([D, N, H], or [N, D, H] with layout 1); ``Y_h``/``Y_c`` come back
-    the same way.
+    the input's batch_sizes and indices. h0 (and c0) rows ``layer*D + direction`` go to layer k's
+    ``initial_h`` (``initial_c``) ([D, N, H], or [N, D, H] with layout 1); ``Y_h`` (``Y_c``) come
+    back the same way.
     """
-    if module.mode != "LSTM":
-        raise NotImplementedError(f"onnxruntime-op builds ONNX LSTM nodes only, got a torch.nn.{type(module).__name__}")
     batch_first = module.batch_first
+    count = len(_onnx_state_names(module))
 
     def forward(input: Tensor | PackedSequence, hx: State = None):
         packed = isinstance(input, PackedSequence)
@@ -361,28 +394,28 @@ def onnxruntime_op(module: nn.LSTM) -> Forward:
         layout = 1 if batch_first and not unbatched else 0
         model = onnx_lstm_model(module, packed, unbatched)
         session = _session(model.SerializeToString())
-        h0, c0 = hx if hx is not None else _zero_state(module, x)
+        states = _states(module, hx, x)
         if unbatched:
-            x, h0, c0 = x.unsqueeze(0 if layout else 1), h0.unsqueeze(1), c0.unsqueeze(1)
+            x, states = x.unsqueeze(0 if layout else 1), tuple(s.unsqueeze(1) for s in states)
         feed = {"X": _detached_numpy(x)}
         if packed:
             feed["sequence_lens"] = lengths.numpy().astype(np.int32)
         directions = 2 if module.bidirectional else 1
         for layer in range(module.num_layers):
             rows = slice(layer * directions, (layer + 1) * directions)
-            for name, state in (("initial_h", h0), ("initial_c", c0)):
+            for name, state in zip(_onnx_state_names(module), states):
                 per_layer = state[rows] if layout == 0 else state[rows].transpose(0, 1)   # [N, D, H]
                 feed[f"{name}{layer}"] = _detached_numpy(per_layer)
         output, *finals = _run_session(session, feed)
-        h_n, c_n = (np.concatenate([f if layout == 0 else f.transpose(1, 0, 2) for f in finals[k::2]])
-                    for k in (0, 1))
         like = x
-        output, h_n, c_n = _as_torch(output, like), _as_torch(h_n, like), _as_torch(c_n, like)
+        finals = [_as_torch(np.concatenate([f if layout == 0 else f.transpose(1, 0, 2) for f in finals[k::count]]),
+                            like) for k in range(count)]
+        output = _as_torch(output, like)
         if unbatched:
-            output, h_n, c_n = output.squeeze(0 if layout else 1), h_n.squeeze(1), c_n.squeeze(1)
+            output, finals = output.squeeze(0 if layout else 1), [f.squeeze(1) for f in finals]
         if packed:
             output = _packed_like(output, input, batch_first)
-        return output, (h_n, c_n)
+        return output, _call_form(module, tuple(finals))
 
     return forward
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -232,10 +233,33 @@ def test_onnx_export_conforms_for_gru(onnx_exporter):
     assert verdict("onnx-export", KINDS[0]) == PASSED
 
 
+#: onnxruntime-op on each other kind: dense and packed, time-major (ONNX Runtime's CPU kernels take
+#: neither layout=1 nor float64 for the GRU and the RNN).
+ONNX_OP_KINDS = [replace(config, input_form=form) for config in KINDS for form in ("dense", "packed")]
+
+
+@pytest.mark.parametrize("config", ONNX_OP_KINDS, ids=lambda c: c.id)
+def test_onnxruntime_op_conforms_for_gru_and_rnn(onnxruntime, config):
+    assert verdict("onnxruntime-op", config) == PASSED
+
+
+def test_onnx_model_of_a_gru_computes_torchs_equation_and_an_rnn_its_nonlinearity(onnxruntime):
+    gru = runtimes.onnx_lstm_model(torch.nn.GRU(4, 6, num_layers=2), packed=False, unbatched=False)
+    nodes = [node for node in gru.graph.node if node.op_type == "GRU"]
+    assert len(nodes) == 2 and all(
+        {a.name: a.i for a in node.attribute}["linear_before_reset"] == 1 for node in nodes)
+    rnn = runtimes.onnx_lstm_model(torch.nn.RNN(4, 6, nonlinearity="relu", bidirectional=True), packed=False,
+                                   unbatched=False)
+    node = next(node for node in rnn.graph.node if node.op_type == "RNN")
+    assert [a.strings for a in node.attribute if a.name == "activations"] == [[b"Relu", b"Relu"]]
+    assert [i.name for i in rnn.graph.input] == ["X", "initial_h0"]          # no cell state
+
+
 @pytest.mark.parametrize(("name", "config", "reason"), [
-    ("onnxruntime-op", KINDS[0], "ONNX LSTM nodes only, got a torch.nn.GRU"),
+    ("onnxruntime-op", replace(KINDS[0], dtype="float64"), "GRU operator does not support double"),
+    ("onnxruntime-op", replace(KINDS[1], dtype="float64"), "Could not find an implementation for RNN"),
     ("quantized-dynamic", KINDS[1], "no quantized nn.RNN"),
-], ids=["onnxruntime-op-GRU", "quantized-dynamic-RNN"])
+], ids=["onnxruntime-op-GRU-float64", "onnxruntime-op-RNN-float64", "quantized-dynamic-RNN"])
 def test_runtimes_unsupported_for_other_kinds(name, config, reason):
     result = check_forward(config, name)
     assert result.status == UNSUPPORTED and reason in result.message, result.describe()
