@@ -1,4 +1,4 @@
-"""Did torch.nn.LSTM change between torch versions? The tables of docs/versions.md.
+"""Did torch.nn.LSTM (GRU, RNN) change between torch versions? The tables of docs/versions.md.
 
     python tools/torch_versions.py OUT_DIR PYTHON [PYTHON ...] > tables.md
 
@@ -7,14 +7,14 @@ oldest first). Run in each interpreter in turn:
 
 1. ``write``: golden vectors (:func:`lstm_ref.vectors.write_vectors`, what ``lstm-ref vectors``
    writes: float64 truth, float32 and float64 cases) into ``OUT_DIR/<n>/vectors``;
-2. ``verify``: this version's nn.LSTM (``--impl torch``) replays every version's vectors (what
-   ``lstm-ref verify DIR --impl torch`` does): passed cases and the worst error as a multiple of
-   the tolerance;
-3. ``record``: this version's nn.LSTM on the first version's vector inputs, on each CPU path
-   that really computes the case (oneDNN where it takes it, the native loop), float32 and
-   float64: output, h_n, c_n, and the gradients of ``sum(output*w_o) + sum(h_n*w_h) +
-   sum(c_n*w_c)`` (fixed weights exact in any dtype) with respect to the input, h0, c0 and every
-   parameter.
+2. ``verify``: this version's torch modules (``--impl torch``) replay every version's vectors
+   (what ``lstm-ref verify DIR --impl torch`` does): passed cases and the worst error as a
+   multiple of the tolerance;
+3. ``record``: this version's modules (nn.LSTM, nn.GRU, nn.RNN) on the first version's vector
+   inputs, on each CPU path that really computes the case (oneDNN where it takes it, the native
+   loop), float32 and float64: output, h_n, c_n (the LSTM's), and the gradients of
+   ``sum(output*w_o) + sum(h_n*w_h) + sum(c_n*w_c)`` (fixed weights exact in any dtype) with
+   respect to the input, h0, c0 and every parameter.
 
 The records are then compared pairwise, element by element (:func:`compare`): how many cases
 differ at all, the greatest difference, and in ULPs of the dtype.
@@ -97,7 +97,7 @@ def record(vectors: Path, out: Path) -> int:
 
 
 def verify(vectors: Path) -> dict:
-    """This torch's nn.LSTM on ``vectors``: cases passed, their number, the worst tolerance ratio."""
+    """This torch's modules on ``vectors``: cases passed, their number, the worst tolerance ratio."""
     results = verify_vectors(vectors, load_factory("torch")[1])
     return {"passed": sum(r.status == PASSED for r in results), "cases": len(results),
             "worst_ratio": max(r.worst_ratio for r in results)}
@@ -137,7 +137,7 @@ def run(out: Path, pythons: list[str]) -> str:
     versions = []
     for index, python in enumerate(pythons):
         versions.append(_in(python, "write", out / str(index) / "vectors"))
-    lines = ["Golden vectors written by one torch (rows), replayed by another's nn.LSTM (columns): "
+    lines = ["Golden vectors written by one torch (rows), replayed by another's torch modules (columns): "
              "cases passed, and the worst error as a multiple of the tolerance.", "",
              "| written by | " + " | ".join(f"verified by {v}" for v in versions) + " |",
              "|---|" + "---|" * len(versions)]
@@ -149,8 +149,8 @@ def run(out: Path, pythons: list[str]) -> str:
         lines.append(f"| {version} | " + " | ".join(cells) + " |")
     for index, python in enumerate(pythons):
         _in(python, "record", out / "0" / "vectors", out / str(index) / "record.npz")
-    lines += ["", "nn.LSTM's own results on the same inputs, one version against another: cases with any "
-              "difference, the greatest difference (absolute, and in ULPs of the dtype), and where.", "",
+    lines += ["", "torch's own results (nn.LSTM, nn.GRU, nn.RNN) on the same inputs, one version against another: "
+              "cases with any difference, the greatest difference (absolute, and in ULPs of the dtype), and where.", "",
               "| versions | path | dtype | results | cases differing | max abs | max ULP | worst |",
               "|---|---|---|---|---|---|---|---|"]
     records = [dict(np.load(out / str(i) / "record.npz")) for i in range(len(pythons))]
