@@ -313,7 +313,7 @@ def _onnx_state_names(module: nn.Module) -> tuple[str, ...]:
     return ("initial_h", "initial_c") if module.mode == "LSTM" else ("initial_h",)
 
 
-def onnx_lstm_model(module: nn.Module, packed: bool, unbatched: bool) -> Any:
+def onnx_recurrent_model(module: nn.Module, packed: bool, unbatched: bool) -> Any:
     """An ONNX model of ``module`` (nn.LSTM, nn.GRU or nn.RNN) built from the kind's ONNX operator
     (``LSTM``, ``GRU`` with ``linear_before_reset=1``, ``RNN`` with ``Tanh`` or ``Relu``), one
     node per layer.
@@ -377,7 +377,7 @@ def onnx_lstm_model(module: nn.Module, packed: bool, unbatched: bool) -> Any:
 
 
 def onnxruntime_op(module: nn.Module) -> Forward:
-    """The kind's ONNX operator built from the weights (:func:`onnx_lstm_model`), run by ONNX Runtime.
+    """The kind's ONNX operator built from the weights (:func:`onnx_recurrent_model`), run by ONNX Runtime.
 
     A PackedSequence is padded and fed with ``sequence_lens``; the output is packed again with
     the input's batch_sizes and indices. h0 (and c0) rows ``layer*D + direction`` go to layer k's
@@ -392,7 +392,7 @@ def onnxruntime_op(module: nn.Module) -> Forward:
         x, lengths = pad_packed_sequence(input, batch_first=batch_first) if packed else (input, None)
         unbatched = x.dim() == 2
         layout = 1 if batch_first and not unbatched else 0
-        model = onnx_lstm_model(module, packed, unbatched)
+        model = onnx_recurrent_model(module, packed, unbatched)
         session = _session(model.SerializeToString())
         states = _states(module, hx, x)
         if unbatched:

@@ -99,7 +99,7 @@ def test_onnxruntime_op_unsupported(onnxruntime, config, reason):
 
 def test_onnx_model_uses_sequence_lens_and_layout(onnxruntime):
     module = torch.nn.LSTM(4, 6, num_layers=2, batch_first=True, bidirectional=True)
-    model = runtimes.onnx_lstm_model(module, packed=True, unbatched=False)
+    model = runtimes.onnx_recurrent_model(module, packed=True, unbatched=False)
     nodes = [node for node in model.graph.node if node.op_type == "LSTM"]
     assert len(nodes) == 2
     assert all(node.input[4] == "sequence_lens" for node in nodes)
@@ -244,11 +244,11 @@ def test_onnxruntime_op_conforms_for_gru_and_rnn(onnxruntime, config):
 
 
 def test_onnx_model_of_a_gru_computes_torchs_equation_and_an_rnn_its_nonlinearity(onnxruntime):
-    gru = runtimes.onnx_lstm_model(torch.nn.GRU(4, 6, num_layers=2), packed=False, unbatched=False)
+    gru = runtimes.onnx_recurrent_model(torch.nn.GRU(4, 6, num_layers=2), packed=False, unbatched=False)
     nodes = [node for node in gru.graph.node if node.op_type == "GRU"]
     assert len(nodes) == 2 and all(
         {a.name: a.i for a in node.attribute}["linear_before_reset"] == 1 for node in nodes)
-    rnn = runtimes.onnx_lstm_model(torch.nn.RNN(4, 6, nonlinearity="relu", bidirectional=True), packed=False,
+    rnn = runtimes.onnx_recurrent_model(torch.nn.RNN(4, 6, nonlinearity="relu", bidirectional=True), packed=False,
                                    unbatched=False)
     node = next(node for node in rnn.graph.node if node.op_type == "RNN")
     assert [a.strings for a in node.attribute if a.name == "activations"] == [[b"Relu", b"Relu"]]
