@@ -5,10 +5,10 @@ close to the exact answer as torch is?". Both torch and the candidate run in
 the configuration's dtype (float32, float16, bfloat16) on the same weights and
 inputs; the oracle (:func:`lstm_ref.oracle.from_torch`, of an nn.LSTM, GRU or RNN:
 ``config.mode``) evaluates those same numbers in float64 (every lower-precision
-value is exact in float64, so only the arithmetic differs). Each produced tensor gets its error against the oracle (max
-absolute, max relative, max in ULPs of the dtype) and, for ``output``, the
-max absolute error per time step, which shows whether error grows along a
-long sequence.
+value is exact in float64, so only the arithmetic differs). Each produced
+tensor gets its error against the oracle (max absolute, max relative, max in
+ULPs of the dtype) and, for ``output``, the max absolute error per time step,
+which shows whether error grows along a long sequence.
 
 torch runs on every code path of the device (:data:`lstm_ref.configs.TORCH_PATHS`:
 oneDNN and the native loop on CPU), and its error is the worse of theirs: two
