@@ -55,8 +55,8 @@ TORCH_PATHS: dict[str, tuple[str, ...]] = {"cpu": ("onednn", "native"), "cuda": 
 #: applies to each kind but proj_size, which only the LSTM has: :func:`for_modes` takes a matrix to the kinds.
 MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 #: The kinds as the CLI's --module and the plugin's --lstm-module name them (lower case), and the default:
-#: every kind (measured on 2 cores, idle: the full check takes 17 s for the LSTM alone, 34 s for all
-#: four kinds, 57 s beside a running test suite; a GRU or RNN configuration is cheap).
+#: every kind (measured on 2 cores, idle: the full check takes 23 s for the LSTM alone, 42-45 s for
+#: all four kinds; a GRU or RNN configuration is cheap).
 MODULE_CHOICES = tuple(mode.lower() for mode in MODES)
 DEFAULT_MODULES = MODULE_CHOICES
 #: Each kind as torch's module reads (``torch.nn.`` + this).

@@ -483,6 +483,9 @@ def check_forward(
 ) -> Result:
     """Compare the candidate made by ``factory`` with torch.nn.LSTM on ``config``'s forward pass.
 
+    The factory first gets a decoy (:func:`decoy_of`), called once, then the configuration's
+    module; its candidate makes the first call and a second of the same shape (see below).
+
     ``timeout``: seconds the candidate (factory and call together) may take before the
     configuration fails as timed out; None or 0 for no limit.
     """
@@ -511,8 +514,19 @@ def check_forward(
     stream_input = None if config.batch_split else inputs.negated()
 
     given = copy.deepcopy(reference)
+    decoy = decoy_of(reference)
 
     def run_candidate() -> tuple[list[tuple[Inputs, object]], list, tuple | None, bool]:  # no_grad is per thread
+        # First a decoy: the factory and one call on another module of the configuration (its
+        # weights negated), so that a candidate keeping what it built or compiled per shape, across
+        # modules, computes the configuration's call with the decoy's weights, and fails here, in
+        # this configuration alone, rather than wherever two configurations of a run share a shape.
+        decoy_candidate = factory(decoy)
+        with torch.no_grad(), cuda_no_tf32(config), autocast_for(config):
+            decoy_part = parts[0][0].laid_out()
+            with dropout_replay(config, replay_seed(config, seed)):
+                decoy_candidate(decoy_part.input, call_hx(decoy_part.hx))
+        del decoy_candidate
         candidate = factory(given)
         own_masks = config.dropout_replayed and getattr(candidate, OWN_DROPOUT_MASKS, None)
         if own_masks:
@@ -594,6 +608,16 @@ def check_forward(
 #: by this in place, as an optimizer step changes them (and restored after it, exactly: a power of
 #: two): a kernel that packed or cached its weights at its first call computes with stale ones.
 WEIGHT_STEP = 0.5
+
+
+def decoy_of(reference: nn.Module) -> nn.Module:
+    """A module of ``reference``'s configuration whose parameters are ``reference``'s negated:
+    what :func:`check_forward` hands the factory first, as another model of the same shape."""
+    decoy = copy.deepcopy(reference)
+    with torch.no_grad():
+        for parameter in decoy.parameters():
+            parameter.neg_()
+    return decoy
 
 
 def changed_elements(now: Tensor, before: Tensor) -> Tensor:

@@ -670,6 +670,19 @@ def weights_packed_at_first_call(module: nn.LSTM) -> LSTM:
     return _PackedAtFirstCall.from_torch(module)
 
 
+_BUILT_PER_SHAPE: dict[tuple, LSTM] = {}
+
+
+def built_once_per_shape(module: nn.LSTM) -> LSTM:
+    """What it builds is kept per configuration and shape, across modules: the second model of a shape
+    computes with the first one's weights."""
+    key = (module.input_size, module.hidden_size, module.num_layers, module.bidirectional, module.proj_size,
+           module.bias, module.batch_first, module.weight_ih_l0.dtype, module.weight_ih_l0.device)
+    if key not in _BUILT_PER_SHAPE:
+        _BUILT_PER_SHAPE[key] = LSTM.from_torch(module)
+    return _BUILT_PER_SHAPE[key]
+
+
 def states_share_a_buffer_read_as_contiguous(module: nn.LSTM) -> Callable:
     """h_n and c_n returned as two halves of one (L*D, N, H_out + H) buffer (non-contiguous views),
     and hx read through a raw pointer as if contiguous: feeding the returned state back breaks."""
@@ -787,4 +800,5 @@ MUTANTS: list[Mutant] = [
     Mutant("input_projection_cached_by_shape", input_projection_cached_by_shape, BASE),
     Mutant("states_share_a_buffer_read_as_contiguous", states_share_a_buffer_read_as_contiguous, H0, BASE),
     Mutant("weights_packed_at_first_call", weights_packed_at_first_call, BASE),
+    Mutant("built_once_per_shape", built_once_per_shape, BASE),
 ]
