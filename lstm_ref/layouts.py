@@ -74,14 +74,21 @@ def _numpy(tensor: Tensor) -> Array:
     return tensor.detach().cpu().numpy()
 
 
-def _torch_config(state_dict: dict[str, Tensor]) -> dict[str, Any]:
-    from lstm_ref.weights import find_lstms
+def _torch_config(state_dict: dict[str, Tensor], kind: str = "LSTM") -> dict[str, Any]:
+    """The configuration of the torch nn.LSTM (nn.GRU, nn.RNN: ``kind``) whose state_dict this is,
+    every key validated (:func:`lstm_ref.weights.find_modules`); ValueError for another kind or
+    for a projection, which none of these layouts has."""
+    from lstm_ref.weights import FAMILY_GATES, find_modules
 
-    found = [f for f in find_lstms(state_dict) if f.prefix == "" and f.kind == "LSTM"]
+    found = [f for f in find_modules(state_dict) if f.prefix == "" and f.kind in FAMILY_GATES]
     if not found:
-        raise ValueError("expected a torch nn.LSTM state_dict (weight_ih_l0, weight_hh_l0, ...)")
+        raise ValueError(f"expected a torch nn.{kind} state_dict (weight_ih_l0, weight_hh_l0, ...)")
     config = found[0].config
-    if config["proj_size"]:
+    if found[0].kind != kind:
+        rows, hidden = state_dict["weight_hh_l0"].shape[0], config["hidden_size"]
+        raise ValueError(f"expected an nn.{kind} state_dict: weight_hh_l0 has {rows} rows for hidden size "
+                         f"{hidden}, not {FAMILY_GATES[kind]} x {hidden} (an nn.{found[0].kind}'s)")
+    if config.get("proj_size"):
         raise ValueError(f"proj_size={config['proj_size']}: this layout has no projection weights")
     return config
 
@@ -296,18 +303,8 @@ def reorder_gru_gates(values: Array, source: str, target: str, axis: int = 0) ->
     return np.concatenate([blocks[gate] for gate in GRU_GATE_ORDERS[target]], axis=axis)
 
 
-def _recurrent_config(state_dict: dict[str, Tensor], gates: int) -> dict[str, Any]:
-    """num_layers, bidirectional and bias of a torch GRU (gates=3) or RNN (gates=1) state_dict."""
-    layers = sum(1 for name in state_dict if name.startswith("weight_ih_l") and not name.endswith("_reverse"))
-    if not layers or any(name.startswith("weight_hr") for name in state_dict):
-        raise ValueError("expected a torch nn.GRU or nn.RNN state_dict (weight_ih_l0, weight_hh_l0, ...)")
-    rows, hidden = state_dict["weight_hh_l0"].shape
-    if rows != gates * hidden:
-        kind = {3: "nn.GRU", 1: "nn.RNN"}[gates]
-        raise ValueError(f"expected an {kind} state_dict: weight_hh_l0 has {rows} rows for hidden size "
-                         f"{hidden}, not {gates} x {hidden}")
-    return {"num_layers": layers, "bidirectional": "weight_ih_l0_reverse" in state_dict,
-            "bias": "bias_ih_l0" in state_dict}
+#: The torch module kind of a recurrent layout's gate count: 3 the GRU, 1 the Elman RNN.
+RECURRENT_KINDS = {3: "GRU", 1: "RNN"}
 
 
 def _reorder(values: Array, gates: int, source: str, target: str, axis: int = 0) -> Array:
@@ -315,7 +312,7 @@ def _reorder(values: Array, gates: int, source: str, target: str, axis: int = 0)
 
 
 def _torch_to_onnx_recurrent(state_dict: dict[str, Tensor], gates: int) -> list[LayerWeights]:
-    config = _recurrent_config(state_dict, gates)
+    config = _torch_config(state_dict, RECURRENT_KINDS[gates])
     layers = []
     for layer in range(config["num_layers"]):
         names = _suffixes(config, layer)
@@ -384,7 +381,7 @@ def torch_gru_to_keras(state_dict: dict[str, Tensor]) -> list[list[LayerWeights]
     recurrent_kernel (H,3H), bias (2,3H) = [b_ih, b_hh] (absent when bias=False)."""
     def to_keras(values: Array) -> Array:
         return reorder_gru_gates(values, "torch", "keras")
-    return _torch_to_keras_layers(_recurrent_config(state_dict, 3), state_dict, to_keras,
+    return _torch_to_keras_layers(_torch_config(state_dict, "GRU"), state_dict, to_keras,
                                   lambda bias_ih, bias_hh: np.stack([to_keras(bias_ih), to_keras(bias_hh)]))
 
 
@@ -413,7 +410,7 @@ def keras_gru_to_torch(layers: list[list[LayerWeights]], reset_after: bool = Tru
 def torch_rnn_to_keras(state_dict: dict[str, Tensor]) -> list[list[LayerWeights]]:
     """Per layer, per direction, a Keras ``SimpleRNN``'s weights: kernel (I,H), recurrent_kernel
     (H,H), bias (H,) = b_ih + b_hh (absent when bias=False)."""
-    return _torch_to_keras_layers(_recurrent_config(state_dict, 1), state_dict, np.asarray,
+    return _torch_to_keras_layers(_torch_config(state_dict, "RNN"), state_dict, np.asarray,
                                   lambda bias_ih, bias_hh: bias_ih + bias_hh)
 
 
