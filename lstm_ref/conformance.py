@@ -627,21 +627,24 @@ def changed_elements(now: Tensor, before: Tensor) -> Tensor:
     return now != before
 
 
-def own_parameter(candidate: object, name: str) -> Tensor | None:
-    """An ``nn.Module`` candidate's own parameter of torch's ``name``: an exact match, else a unique
-    ``*.name`` suffix (a wrapper holding the module as a submodule); None otherwise."""
-    if not isinstance(candidate, nn.Module):
-        return None
-    own = dict(candidate.named_parameters())
-    match = [own[name]] if name in own else [p for n, p in own.items() if n.endswith("." + name)]
-    return match[0] if len(match) == 1 else None
+def matched_parameters(candidate: object, given: nn.Module) -> list[Tensor | None]:
+    """For each parameter of ``given`` (torch's names, in its order), an ``nn.Module`` candidate's
+    own parameter of that name: an exact match, else a unique ``*.name`` suffix (a wrapper holding
+    the module as a submodule); None where it has none, and everywhere for a plain callable."""
+    own = dict(candidate.named_parameters()) if isinstance(candidate, nn.Module) else {}
+    matched: list[Tensor | None] = []
+    for name, _ in given.named_parameters():
+        match = [own[name]] if name in own else [p for n, p in own.items() if n.endswith("." + name)]
+        matched.append(match[0] if len(match) == 1 else None)
+    return matched
 
 
 def own_parameters(candidate: object, given: nn.Module) -> list[Tensor] | None:
-    """An ``nn.Module`` candidate's own parameters of torch's names (:func:`own_parameter`), in
-    ``given``'s order; None unless it has all of them (its weights are then what an optimizer would step)."""
-    found = [own_parameter(candidate, name) for name, _ in given.named_parameters()]
-    return None if any(p is None for p in found) else found
+    """An ``nn.Module`` candidate's own parameters of torch's names (:func:`matched_parameters`),
+    in ``given``'s order; None unless it has all of them (its weights are then what an optimizer
+    would step)."""
+    found = matched_parameters(candidate, given)
+    return None if any(p is None for p in found) else found  # type: ignore[return-value]
 
 
 @contextlib.contextmanager

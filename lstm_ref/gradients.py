@@ -73,7 +73,7 @@ from lstm_ref.conformance import (
     cuda_skip_reason,
     dropout_replay,
     make_inputs,
-    own_parameter,
+    matched_parameters,
     replay_seed,
     reproducible,
     seed_for,
@@ -176,11 +176,8 @@ def candidate_parameters(candidate: object, given: nn.Module) -> list[tuple[str,
     unique ``*.name`` suffix: a wrapper holding the LSTM as a submodule); otherwise, and for
     names the candidate module lacks, the parameter of ``given``, the module handed to the factory.
     """
-    matched = []
-    for name, handed in given.named_parameters():
-        found = own_parameter(candidate, name)
-        matched.append((name, handed if found is None else found))
-    return matched
+    return [(name, handed if own is None else own)
+            for (name, handed), own in zip(given.named_parameters(), matched_parameters(candidate, given))]
 
 
 def _tagged(result: Result) -> Result:
