@@ -14,6 +14,7 @@ from torch import nn
 import lstm_ref
 from lstm_ref import weights
 from lstm_ref.cli import main
+from tests.test_weights import _drop, _set
 
 F64 = torch.float64
 
@@ -154,18 +155,6 @@ def test_find_modules_keeps_to_the_kinds_asked_for():
 
 
 # ----------------------------------------------------------------------------- errors
-
-def _drop(key):
-    def edit(sd):
-        del sd[key]
-    return edit
-
-
-def _set(key, shape):
-    def edit(sd):
-        sd[key] = torch.zeros(shape)
-    return edit
-
 
 def _broken_model() -> dict[str, torch.Tensor]:
     return nn.ModuleDict({"gru": nn.GRU(3, 4, num_layers=2), "rnn": nn.RNN(3, 4),
